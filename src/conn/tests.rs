@@ -1,0 +1,528 @@
+//! A deterministic in-memory client against the protocol core: every
+//! conversation is fed whole, split at every byte, and byte by byte, and must
+//! give the same messages and close code every time.
+
+use super::*;
+use crate::buffer::ReadBuf;
+use crate::handler::Echo;
+
+const KEY: &str = "x3JJHMbDL1EzLkh9GBhXDw==";
+
+fn request() -> Vec<u8> {
+    format!(
+        "GET / HTTP/1.1\r\nHost: localhost:9001\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A masked client frame.
+pub(crate) fn client_frame(fin: bool, op: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut v = vec![0u8; frame::MAX_HEADER];
+    let n = frame::encode(&mut v, fin, op, payload.len() as u64, Some(key));
+    v.truncate(n);
+    let at = v.len();
+    v.extend_from_slice(payload);
+    mask::apply(&mut v[at..], key, 0);
+    v
+}
+
+fn msg(op: u8, payload: &[u8]) -> Vec<u8> {
+    client_frame(true, op, payload, [0x11, 0x22, 0x33, 0x44])
+}
+
+/// What a client saw: the HTTP status, whole messages, pongs, the close.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    status: u16,
+    messages: Vec<(u8, Vec<u8>)>,
+    pongs: Vec<Vec<u8>>,
+    /// Outer None: no close frame; inner: its code.
+    close: Option<Option<u16>>,
+    /// Bytes of a message begun but not finished.
+    partial: usize,
+    /// Anything after a close frame, or a malformed server frame.
+    junk: bool,
+}
+
+fn observe(wire: &[u8]) -> Seen {
+    let mut seen = Seen::default();
+    let Some(head_end) = handshake::find_header_end(wire, 0) else {
+        return seen;
+    };
+    let status_line = std::str::from_utf8(&wire[..head_end]).unwrap();
+    seen.status = status_line[9..12].parse().unwrap();
+    let mut rest = &wire[head_end..];
+    let mut cur: Option<(u8, Vec<u8>)> = None;
+    while !rest.is_empty() {
+        if seen.close.is_some() {
+            seen.junk = true;
+            break;
+        }
+        let h = match frame::decode(rest, Role::FromServer) {
+            Ok(Some(h)) if rest.len() >= h.header_len + h.len as usize => h,
+            _ => {
+                seen.junk = true;
+                break;
+            }
+        };
+        let p = &rest[h.header_len..h.header_len + h.len as usize];
+        match h.opcode {
+            opcode::PONG => seen.pongs.push(p.to_vec()),
+            opcode::CLOSE => {
+                seen.close = Some((p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]])))
+            }
+            opcode::CONTINUATION => {
+                let Some((_, data)) = cur.as_mut() else {
+                    seen.junk = true;
+                    break;
+                };
+                data.extend_from_slice(p);
+            }
+            op => {
+                if cur.is_some() {
+                    seen.junk = true;
+                    break;
+                }
+                cur = Some((op, p.to_vec()));
+            }
+        }
+        if h.fin && !opcode::is_control(h.opcode) {
+            seen.messages.push(cur.take().unwrap());
+        }
+        rest = &rest[h.header_len + h.len as usize..];
+    }
+    seen.partial = cur.map_or(0, |(_, d)| d.len());
+    seen
+}
+
+/// Drives a `Conn` the way the event loop does, with a small read buffer so
+/// long payloads stream through in pieces.
+struct Driver {
+    conn: Conn,
+    rb: ReadBuf,
+    out: Output,
+    s: Settings,
+    wire: Vec<u8>,
+    now: Instant,
+}
+
+impl Driver {
+    fn new(s: Settings, buf_size: usize) -> Driver {
+        let now = Instant::now();
+        Driver {
+            conn: Conn::new(now, &s),
+            rb: ReadBuf::new(vec![0xEE; buf_size].into_boxed_slice()),
+            out: Output::new(),
+            s,
+            wire: Vec::new(),
+            now,
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let spare = self.rb.spare();
+            let n = spare.len().min(bytes.len());
+            assert!(n > 0, "read buffer full");
+            spare[..n].copy_from_slice(&bytes[..n]);
+            self.rb.filled(n);
+            bytes = &bytes[n..];
+            loop {
+                self.out.clear();
+                let start = self.rb.start();
+                let next = self.conn.process(
+                    self.rb.as_mut(),
+                    start,
+                    &mut self.out,
+                    &self.s,
+                    &mut Echo,
+                    self.now,
+                );
+                self.rb.consume_to(next);
+                self.out.extend_vec(self.rb.as_slice(), &mut self.wire);
+                if next == start || self.rb.is_empty() || self.conn.is_closed() {
+                    break;
+                }
+            }
+            self.rb.compact(self.s.chunk_size + 256);
+        }
+    }
+}
+
+fn wire_of(input: &[u8], cuts: &[usize], s: &Settings, buf: usize) -> (Vec<u8>, State) {
+    let mut d = Driver::new(s.clone(), buf);
+    let mut prev = 0;
+    for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+        d.feed(&input[prev..c]);
+        prev = c;
+    }
+    (d.wire, d.conn.state())
+}
+
+fn run_chunks(input: &[u8], cuts: &[usize], s: &Settings, buf: usize) -> (Seen, State) {
+    let (wire, state) = wire_of(input, cuts, s, buf);
+    (observe(&wire), state)
+}
+
+/// Settings whose echo chunks are small enough to stream through `buf`.
+fn small(buf: usize) -> Settings {
+    Settings {
+        chunk_size: buf - 256 - crate::buffer::HEADROOM,
+        handshake: HandshakeConfig {
+            max_header_bytes: 4096,
+            ..HandshakeConfig::default()
+        },
+        ..Settings::default()
+    }
+}
+
+/// Feed `input` whole, split at every byte, and byte by byte: the bytes
+/// sent back must be identical every time. Other chunk sizes may frame the
+/// echoes differently, but the messages and the close must be the same.
+fn conversation(input: &[u8], s: &Settings) -> (Seen, State) {
+    let buf = s.chunk_size + 256 + crate::buffer::HEADROOM;
+    let whole = wire_of(input, &[], s, buf);
+    for cut in 1..input.len() {
+        let w = wire_of(input, &[cut], s, buf);
+        assert!(w == whole, "split at {cut}: {:?} vs {:?}", w.1, whole.1);
+    }
+    let every: Vec<usize> = (1..input.len()).collect();
+    assert!(wire_of(input, &every, s, buf) == whole, "byte by byte");
+    let seen = (observe(&whole.0), whole.1);
+    for chunk in [1, 2, 3, 5, 64, 1 << 16] {
+        let other = Settings {
+            chunk_size: chunk,
+            ..s.clone()
+        };
+        let b = chunk + 256 + crate::buffer::HEADROOM + 8192;
+        let (o, st) = run_chunks(input, &[], &other, b);
+        assert_eq!(o.messages, seen.0.messages, "chunk size {chunk}");
+        assert_eq!((o.close, st), (seen.0.close, seen.1), "chunk size {chunk}");
+    }
+    seen
+}
+
+fn open_with(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = request();
+    for f in frames {
+        v.extend_from_slice(f);
+    }
+    v
+}
+
+#[test]
+fn echoes_text_and_binary_with_first_frame_in_the_request_packet() {
+    let input = open_with(&[
+        msg(opcode::TEXT, b"hello"),
+        msg(opcode::BINARY, &[0, 1, 2, 255]),
+        msg(opcode::TEXT, b""),
+        msg(opcode::CLOSE, &1000u16.to_be_bytes()),
+    ]);
+    let (seen, state) = conversation(&input, &small(4608));
+    assert_eq!(seen.status, 101);
+    assert_eq!(
+        seen.messages,
+        vec![
+            (opcode::TEXT, b"hello".to_vec()),
+            (opcode::BINARY, vec![0, 1, 2, 255]),
+            (opcode::TEXT, vec![]),
+        ]
+    );
+    assert_eq!(seen.close, Some(Some(1000)));
+    assert!(!seen.junk);
+    assert_eq!(state, State::Closed);
+}
+
+#[test]
+fn fragmented_utf8_with_pings_between_fragments() {
+    // "€" (e2 82 ac) and "𝄞" (f0 9d 84 9e) cut across fragment boundaries.
+    let text = "a€b𝄞c".as_bytes();
+    let input = open_with(&[
+        client_frame(false, opcode::TEXT, &text[..2], [1, 2, 3, 4]),
+        msg(opcode::PING, b"p1"),
+        client_frame(false, opcode::CONTINUATION, &text[2..6], [5, 6, 7, 8]),
+        client_frame(false, opcode::CONTINUATION, &[], [5, 6, 7, 8]),
+        msg(opcode::PING, b""),
+        client_frame(true, opcode::CONTINUATION, &text[6..], [9, 9, 9, 9]),
+        msg(opcode::PONG, b"unsolicited"),
+    ]);
+    let (seen, state) = conversation(&input, &small(4608));
+    assert_eq!(seen.messages, vec![(opcode::TEXT, text.to_vec())]);
+    assert_eq!(seen.pongs, vec![b"p1".to_vec(), vec![]]);
+    assert_eq!(seen.close, None);
+    assert_eq!(state, State::Open);
+}
+
+#[test]
+fn long_messages_stream_through_a_small_buffer() {
+    let text: String = "ünïcödé ✓ 𝄞 ".repeat(200);
+    let bin: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+    let input = open_with(&[
+        msg(opcode::TEXT, text.as_bytes()),
+        msg(opcode::BINARY, &bin),
+    ]);
+    for buf in [300, 512, 1000, 4608] {
+        let (seen, _) = run_chunks(&input, &[], &small(buf), buf);
+        assert_eq!(seen.messages.len(), 2, "buffer {buf}");
+        assert_eq!(seen.messages[0], (opcode::TEXT, text.as_bytes().to_vec()));
+        assert_eq!(seen.messages[1], (opcode::BINARY, bin.clone()));
+    }
+}
+
+#[test]
+fn carried_code_point_before_a_payload_with_no_header_room() {
+    // A fragment ending in 3 bytes of a 4-byte code point, then fragments of
+    // 123–125 and 65533–65535 bytes: the carried bytes plus the fragment need
+    // a longer echo header than the client header leaves room for.
+    let cp = "𝄞".as_bytes();
+    for len in [122usize, 123, 124, 125, 65532, 65533, 65534, 65535] {
+        let mut second = vec![cp[3]];
+        second.extend(std::iter::repeat(b'x').take(len - 1));
+        let input = open_with(&[
+            client_frame(false, opcode::TEXT, &cp[..3], [1, 2, 3, 4]),
+            client_frame(true, opcode::CONTINUATION, &second, [4, 3, 2, 1]),
+        ]);
+        let mut expect = cp.to_vec();
+        expect.extend(std::iter::repeat(b'x').take(len - 1));
+        let (seen, _) = run_chunks(&input, &[], &Settings::default(), 1 << 17);
+        assert_eq!(seen.messages, vec![(opcode::TEXT, expect)], "len {len}");
+        assert!(!seen.junk);
+    }
+}
+
+/// The connection fails with `code`. After a framing error nothing more
+/// can be parsed, so the core is done at once; otherwise it waits for the
+/// peer's close.
+fn fails_with(frames: &[Vec<u8>], code: u16) -> Seen {
+    let (seen, state) = conversation(&open_with(frames), &small(4608));
+    assert_eq!(seen.close, Some(Some(code)), "{seen:?}");
+    assert!(!seen.junk);
+    assert!(matches!(state, State::CloseSent | State::Closed));
+    seen
+}
+
+#[test]
+fn protocol_violations_close_with_1002() {
+    let unmasked = vec![0x81, 0x02, b'h', b'i'];
+    fails_with(&[unmasked], 1002);
+    for rsv in [0x40u8, 0x20, 0x10] {
+        let mut f = msg(opcode::TEXT, b"x");
+        f[0] |= rsv;
+        fails_with(&[f], 1002);
+    }
+    for op in [3u8, 7, 0xB, 0xF] {
+        fails_with(&[msg(op, b"")], 1002);
+    }
+    fails_with(&[msg(opcode::PING, &[0; 126])], 1002);
+    fails_with(&[client_frame(false, opcode::PING, b"", [1; 4])], 1002);
+    fails_with(&[msg(opcode::CONTINUATION, b"x")], 1002);
+    fails_with(
+        &[
+            client_frame(false, opcode::TEXT, b"a", [1; 4]),
+            msg(opcode::BINARY, b"b"),
+        ],
+        1002,
+    );
+    let mut huge = vec![0x82, 0xFF];
+    huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    huge.extend_from_slice(&[1, 2, 3, 4]);
+    fails_with(&[huge], 1002);
+}
+
+#[test]
+fn messages_before_a_violation_are_still_echoed() {
+    let seen = fails_with(&[msg(opcode::TEXT, b"ok"), msg(3, b"")], 1002);
+    assert_eq!(seen.messages, vec![(opcode::TEXT, b"ok".to_vec())]);
+}
+
+#[test]
+fn invalid_utf8_fails_fast_with_1007_and_is_never_echoed() {
+    fails_with(&[msg(opcode::TEXT, b"ab\xff")], 1007);
+    // The message never ends, yet the server fails at the bad byte.
+    let seen = fails_with(
+        &[
+            client_frame(false, opcode::TEXT, "κόσμε".as_bytes(), [1; 4]),
+            client_frame(false, opcode::CONTINUATION, b"\xed\xa0\x80", [2; 4]),
+        ],
+        1007,
+    );
+    assert_eq!(seen.messages, vec![]);
+    assert_eq!(
+        seen.partial,
+        "κόσμε".len(),
+        "only the valid prefix went out"
+    );
+    // Incomplete code point at the end of the message.
+    fails_with(&[msg(opcode::TEXT, b"ab\xe2\x82")], 1007);
+    fails_with(
+        &[
+            client_frame(false, opcode::TEXT, b"\xf0\x9d", [1; 4]),
+            client_frame(true, opcode::CONTINUATION, b"\x84", [1; 4]),
+        ],
+        1007,
+    );
+}
+
+#[test]
+fn close_codes() {
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+    ] {
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice("bye ✓".as_bytes());
+        let (seen, state) =
+            conversation(&open_with(&[msg(opcode::CLOSE, &p)]), &Settings::default());
+        assert_eq!(seen.close, Some(Some(code)));
+        assert_eq!(state, State::Closed);
+    }
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2000, 2999, 5000, 65535,
+    ] {
+        fails_with(&[msg(opcode::CLOSE, &code.to_be_bytes())], 1002);
+    }
+    fails_with(&[msg(opcode::CLOSE, &[0x03])], 1002);
+    fails_with(&[msg(opcode::CLOSE, b"\x03\xe8\xff\xfe")], 1002);
+    let (seen, state) = conversation(&open_with(&[msg(opcode::CLOSE, b"")]), &Settings::default());
+    assert_eq!(seen.close, Some(None));
+    assert_eq!(state, State::Closed);
+}
+
+#[test]
+fn nothing_is_echoed_after_a_close() {
+    let (seen, _) = conversation(
+        &open_with(&[
+            msg(opcode::CLOSE, &1000u16.to_be_bytes()),
+            msg(opcode::TEXT, b"late"),
+            msg(opcode::PING, b"late"),
+        ]),
+        &Settings::default(),
+    );
+    assert_eq!(seen.messages, vec![]);
+    assert!(seen.pongs.is_empty());
+    assert!(!seen.junk);
+}
+
+#[test]
+fn after_our_close_the_peer_close_completes_the_handshake() {
+    let input = open_with(&[
+        msg(opcode::TEXT, b"\xff"),
+        msg(opcode::TEXT, b"ignored"),
+        msg(opcode::PING, b"ignored"),
+        msg(opcode::CLOSE, &1007u16.to_be_bytes()),
+    ]);
+    let (seen, state) = conversation(&input, &small(4608));
+    assert_eq!(seen.close, Some(Some(1007)));
+    assert!(seen.messages.is_empty() && seen.pongs.is_empty());
+    assert_eq!(state, State::Closed);
+}
+
+#[test]
+fn message_size_limit_1009() {
+    let s = Settings {
+        max_message: 1000,
+        ..small(4608)
+    };
+    let (seen, _) = conversation(&open_with(&[msg(opcode::BINARY, &[7; 1000])]), &s);
+    assert_eq!(seen.messages.len(), 1);
+    // Refused at the header, before any payload arrives.
+    let (seen, _) = run_chunks(
+        &open_with(&[msg(opcode::BINARY, &[7; 1001])]),
+        &[],
+        &s,
+        4608,
+    );
+    assert_eq!(seen.close, Some(Some(1009)));
+    assert_eq!(seen.partial, 0);
+    // Counted across fragments.
+    let (seen, _) = run_chunks(
+        &open_with(&[
+            client_frame(false, opcode::BINARY, &[1; 600], [1; 4]),
+            client_frame(true, opcode::CONTINUATION, &[1; 401], [1; 4]),
+        ]),
+        &[],
+        &s,
+        4096,
+    );
+    assert_eq!(seen.close, Some(Some(1009)));
+}
+
+fn http_status(req: &str, s: &Settings) -> (u16, Vec<u8>) {
+    let (seen, state) = run_chunks(req.as_bytes(), &[], s, 16384);
+    assert_eq!(state, State::Closed);
+    let mut d = Driver::new(s.clone(), 16384);
+    d.feed(req.as_bytes());
+    (seen.status, d.wire)
+}
+
+#[test]
+fn handshake_refusals_are_http_responses() {
+    let s = Settings::default();
+    let ok = String::from_utf8(request()).unwrap();
+    assert_eq!(http_status(&ok.replace("GET", "POST"), &s).0, 405);
+    assert_eq!(http_status(&ok.replace("13", "8"), &s).0, 426);
+    assert!(String::from_utf8(http_status(&ok.replace("13", "8"), &s).1)
+        .unwrap()
+        .contains("Sec-WebSocket-Version: 13"));
+    assert_eq!(http_status(&ok.replace(KEY, "short"), &s).0, 400);
+    assert_eq!(http_status(&ok.replace("GET / ", "GET /nope "), &s).0, 404);
+    assert_eq!(http_status(&ok.replace("HTTP/1.1", "HTTP/1.0"), &s).0, 400);
+    let with_origin = ok.replace("Host:", "Origin: http://evil.example\r\nHost:");
+    assert_eq!(http_status(&with_origin, &s).0, 403);
+    assert_eq!(http_status("\x16\x03\x01garbage\r\n\r\n", &s).0, 400);
+    let page = http_status("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &s);
+    assert_eq!(page.0, 200);
+    assert!(page.1.ends_with(http::PAGE));
+}
+
+#[test]
+fn oversized_head_is_431_even_byte_by_byte() {
+    let s = Settings::default();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(s.handshake.max_header_bytes)
+    );
+    let mut d = Driver::new(s.clone(), 16384);
+    for b in big.as_bytes() {
+        d.feed(std::slice::from_ref(b));
+        if d.conn.is_closed() {
+            break;
+        }
+    }
+    assert!(d.conn.is_closed());
+    assert!(d.wire.starts_with(b"HTTP/1.1 431"));
+}
+
+#[test]
+fn deadlines() {
+    let s = Settings::default();
+    let t0 = Instant::now();
+    let mut c = Conn::new(t0, &s);
+    assert_eq!(c.deadline(), Some(t0 + s.handshake_timeout));
+    c.on_timeout(t0 + s.handshake_timeout / 2);
+    assert_eq!(c.state(), State::Handshake);
+    c.on_timeout(t0 + s.handshake_timeout);
+    assert!(c.is_closed());
+
+    let mut d = Driver::new(s.clone(), 16384);
+    d.feed(&open_with(&[msg(opcode::TEXT, b"\xff")]));
+    assert_eq!(d.conn.state(), State::CloseSent);
+    let dl = d.conn.deadline().unwrap();
+    assert_eq!(dl, d.now + s.close_timeout);
+    d.conn.on_timeout(dl);
+    assert!(d.conn.is_closed());
+}
+
+#[test]
+fn server_initiated_close() {
+    let s = Settings::default();
+    let mut d = Driver::new(s.clone(), 4096);
+    d.feed(&request());
+    let mut out = Output::new();
+    d.conn.close(1001, &mut out, &s, d.now);
+    out.extend_vec(&[], &mut d.wire);
+    assert_eq!(d.conn.state(), State::CloseSent);
+    d.feed(&msg(opcode::CLOSE, &1001u16.to_be_bytes()));
+    assert!(d.conn.is_closed());
+    assert_eq!(observe(&d.wire).close, Some(Some(1001)));
+}

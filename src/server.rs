@@ -1,0 +1,404 @@
+//! The event loop: one thread, one `mio::Poll`, connections in a slab.
+//!
+//! The loop only moves readiness and time; everything a connection does is
+//! in [`Session`] and the protocol core. Invariants:
+//! * A connection's token is its slab key. Sockets are registered once for
+//!   readable and writable, edge-triggered, and never re-registered.
+//! * Fairness: a connection gets at most `read_budget` reads per event; if
+//!   it may have more input it goes on the `ready` list, served after the
+//!   current batch of events, and the next poll does not block.
+//! * Deadlines live in a min-heap of `(when, key, id)`; entries are never
+//!   removed early, a popped entry that no longer matches its connection
+//!   (closed, key reused, deadline changed) is ignored.
+//! * A full file table (EMFILE) pauses accepting for a moment instead of
+//!   spinning on a listener that stays readable.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::buffer::Pool;
+use crate::conn::Settings;
+use crate::error::HandshakeError;
+use crate::handler::Handler;
+use crate::session::{Progress, Session, Shared};
+
+const WAKER: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX - 1024;
+/// Most connections accepted per listener per loop turn.
+const ACCEPT_BATCH: usize = 256;
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Everything the server needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub settings: Settings,
+    /// Bytes of each pooled read buffer.
+    pub read_buffer: usize,
+    /// Bytes of each pooled write ring; must exceed `read_buffer` by the
+    /// core's scratch and page (a few KiB).
+    pub write_buffer: usize,
+    /// Idle buffers of each kind the pools keep for reuse.
+    pub pool_idle: usize,
+    /// Past this many open connections new upgrades get 503.
+    pub max_connections: usize,
+    /// Reads per connection per readiness event before yielding.
+    pub read_budget: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
+            settings: Settings::default(),
+            read_buffer: 64 << 10,
+            write_buffer: 80 << 10,
+            pool_idle: 1024,
+            max_connections: 100_000,
+            read_budget: 4,
+        }
+    }
+}
+
+impl Config {
+    /// Check the sizes fit together.
+    pub fn validate(&self) -> Result<(), String> {
+        let head = self.settings.handshake.max_header_bytes;
+        let need = crate::buffer::HEADROOM + (self.settings.chunk_size + 256).max(head + 1);
+        if self.read_buffer < need {
+            return Err(format!(
+                "read buffer ({} B) must hold a whole echo chunk ({} B) or request head ({} B): at least {need} B",
+                self.read_buffer, self.settings.chunk_size, head
+            ));
+        }
+        let extra = crate::output::SCRATCH + crate::http::PAGE.len() + 64;
+        if self.write_buffer < self.read_buffer + extra {
+            return Err(format!(
+                "write buffer ({} B) must be at least the read buffer plus {extra} B",
+                self.write_buffer
+            ));
+        }
+        if self.listen.is_empty() {
+            return Err("no listen address".into());
+        }
+        Ok(())
+    }
+}
+
+struct Entry {
+    stream: TcpStream,
+    session: Session,
+    /// Unique per accepted connection, to tell a reused key apart.
+    id: u64,
+    /// On the ready list.
+    queued: bool,
+    /// The deadline last pushed to the timer heap.
+    timer: Option<Instant>,
+}
+
+/// Stops a running server from another thread.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Counters for tests and reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub accepted: u64,
+    pub closed: u64,
+    pub refused_full: u64,
+}
+
+pub struct Server<H> {
+    poll: Poll,
+    listeners: Vec<(TcpListener, bool)>,
+    conns: Slab<Entry>,
+    shared: Shared<H>,
+    config: Config,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    ready: Vec<usize>,
+    ready_next: Vec<usize>,
+    next_id: u64,
+    accept_paused_until: Option<Instant>,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    stats: Stats,
+}
+
+impl<H: Handler> Server<H> {
+    /// Bind every listen address. Nothing runs until [`run`](Self::run).
+    pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        for (i, addr) in config.listen.iter().enumerate() {
+            let mut l = TcpListener::bind(*addr)?;
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            listeners.push((l, true));
+        }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let read_pool = Pool::new(config.read_buffer, config.pool_idle, 4);
+        let write_pool = Pool::new(config.write_buffer, config.pool_idle, 4);
+        let shared = Shared::new(config.settings.clone(), read_pool, write_pool, handler);
+        Ok(Server {
+            poll,
+            listeners,
+            conns: Slab::with_capacity(1024),
+            shared,
+            config,
+            timers: BinaryHeap::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            ready_next: Vec::with_capacity(1024),
+            next_id: 0,
+            accept_paused_until: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The bound addresses (with the real port when 0 was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            flag: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Run until stopped.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stop.load(Ordering::Relaxed) {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.shared.now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    Token(t) if t >= LISTENER_BASE => {
+                        if let Some(l) = self.listeners.get_mut(t - LISTENER_BASE) {
+                            l.1 = true;
+                        }
+                    }
+                    Token(k) => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        self.conn_event(k, readable, ev.is_writable());
+                    }
+                }
+            }
+            self.accept_all();
+            self.run_ready();
+            self.expire_timers();
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let accept_waiting = self.listeners.iter().any(|l| l.1);
+        if !self.ready.is_empty() || (accept_waiting && self.accept_paused_until.is_none()) {
+            return Some(Duration::ZERO);
+        }
+        let mut next = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        if let Some(p) = self.accept_paused_until {
+            next = Some(next.map_or(p, |n| n.min(p)));
+        }
+        next.map(|t| t.saturating_duration_since(now) + Duration::from_millis(1))
+    }
+
+    fn accept_all(&mut self) {
+        if let Some(until) = self.accept_paused_until {
+            if self.shared.now < until {
+                return;
+            }
+            self.accept_paused_until = None;
+        }
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].1 {
+                self.accept(i);
+            }
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listeners[i].0.accept() {
+                Ok((stream, _addr)) => self.add(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listeners[i].1 = false;
+                    return;
+                }
+                Err(e) if is_out_of_descriptors(&e) => {
+                    log::warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(self.shared.now + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => log::debug!("accept: {e}"),
+            }
+        }
+        // Batch used up: more may be waiting; `listeners[i].1` stays set.
+    }
+
+    fn add(&mut self, mut stream: TcpStream) {
+        self.stats.accepted += 1;
+        let _ = stream.set_nodelay(true);
+        let full = self.conns.len() >= self.config.max_connections;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::debug!("register: {e}");
+            return;
+        }
+        self.next_id += 1;
+        let e = entry.insert(Entry {
+            stream,
+            session: Session::new(self.shared.now, &self.shared.settings),
+            id: self.next_id,
+            queued: false,
+            timer: None,
+        });
+        let mut p = Progress::Idle;
+        if full {
+            self.stats.refused_full += 1;
+            p = e
+                .session
+                .refuse(&mut e.stream, &mut self.shared, HandshakeError::Unavailable);
+        }
+        self.schedule(key, p);
+    }
+
+    fn conn_event(&mut self, key: usize, readable: bool, writable: bool) {
+        let budget = self.config.read_budget;
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut p = Progress::Idle;
+        if writable {
+            p = e
+                .session
+                .on_writable(&mut e.stream, &mut self.shared, budget);
+        }
+        if readable && p != Progress::Done {
+            let r = e
+                .session
+                .on_readable(&mut e.stream, &mut self.shared, budget);
+            p = if r == Progress::Idle { p } else { r };
+        }
+        self.schedule(key, p);
+    }
+
+    /// Act on what a session said: drop it, queue it, and keep its deadline
+    /// in the heap.
+    fn schedule(&mut self, key: usize, p: Progress) {
+        if p == Progress::Done {
+            let mut e = self.conns.remove(key);
+            e.session.release(&mut self.shared);
+            self.stats.closed += 1;
+            return;
+        }
+        let e = &mut self.conns[key];
+        if p == Progress::More && !e.queued {
+            e.queued = true;
+            self.ready.push(key);
+        }
+        let d = e.session.deadline();
+        if d.is_some() && d != e.timer {
+            e.timer = d;
+            self.timers.push(Reverse((d.unwrap(), key, e.id)));
+        }
+    }
+
+    fn run_ready(&mut self) {
+        // Two lists alternate so that sessions queued while this batch runs
+        // wait for the next turn, and neither list reallocates.
+        let mut batch = std::mem::take(&mut self.ready);
+        std::mem::swap(&mut self.ready, &mut self.ready_next);
+        let budget = self.config.read_budget;
+        for &key in &batch {
+            let Some(e) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if !e.queued {
+                continue;
+            }
+            e.queued = false;
+            let p = e
+                .session
+                .on_readable(&mut e.stream, &mut self.shared, budget);
+            self.schedule(key, p);
+        }
+        batch.clear();
+        self.ready_next = batch;
+    }
+
+    fn expire_timers(&mut self) {
+        let now = self.shared.now;
+        while let Some(&Reverse((when, key, id))) = self.timers.peek() {
+            if when > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(e) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if e.id != id || e.timer != Some(when) {
+                continue;
+            }
+            e.timer = None;
+            let p = e.session.on_timeout(now);
+            self.schedule(key, p);
+        }
+    }
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    // EMFILE (24) and ENFILE (23) on Linux; ENOBUFS/ENOMEM (105/12) are the
+    // same kind of exhaustion.
+    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
+}
