@@ -1,8 +1,9 @@
-//! Pooled I/O buffers: a linear read buffer with headroom and a write ring.
+//! Pooled I/O buffers: a linear read buffer with headroom, and a backlog of
+//! blocks for output the socket has not taken.
 //!
 //! Ownership: a [`Pool`] owns every buffer that is not attached to a
 //! connection. A connection takes a read buffer only while it has unprocessed
-//! input (a partial frame or request) and a write buffer only while the socket
+//! input (a partial frame or request) and backlog blocks only while the socket
 //! has not taken all its output; both go back to the pool as soon as they are
 //! empty, so an idle connection holds no buffer at all. A warm pool makes the
 //! steady state allocation-free.
@@ -15,6 +16,9 @@
 /// Free bytes kept in front of the data of a read buffer: room for a 10-byte
 /// server header plus 3 carried bytes, rounded up.
 pub const HEADROOM: usize = 16;
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
 
 /// A stack of same-sized free buffers.
 pub struct Pool {
@@ -116,11 +120,11 @@ impl ReadBuf {
 
     /// The whole buffer up to the end of the data, for the protocol core,
     /// which works in place and may write into the headroom.
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[..self.end]
     }
 
-    pub fn as_slice(&self) -> &[u8] {
+    pub fn data(&self) -> &[u8] {
         &self.buf[..self.end]
     }
 
@@ -152,26 +156,21 @@ impl ReadBuf {
     }
 }
 
-/// Bytes the socket has not taken yet, in a ring: `len` bytes from `head`.
-pub struct Ring {
-    buf: Box<[u8]>,
+/// Bytes the socket has not taken yet: a queue of pooled blocks, filled at
+/// the back and drained from the front. A block goes back to the pool as soon
+/// as it is drained, so a connection holds only as many blocks as its unsent
+/// bytes need; the caller bounds that total.
+#[derive(Default)]
+pub struct Backlog {
+    blocks: VecDeque<Box<[u8]>>,
+    /// Bytes already written from the front block.
     head: usize,
+    /// Bytes filled in the back block.
+    tail: usize,
     len: usize,
 }
 
-impl Ring {
-    pub fn new(buf: Box<[u8]>) -> Ring {
-        Ring {
-            buf,
-            head: 0,
-            len: 0,
-        }
-    }
-
-    pub fn into_inner(self) -> Box<[u8]> {
-        self.buf
-    }
-
+impl Backlog {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -180,47 +179,79 @@ impl Ring {
         self.len == 0
     }
 
-    pub fn capacity(&self) -> usize {
-        self.buf.len()
+    /// Blocks held.
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
     }
 
-    pub fn free(&self) -> usize {
-        self.buf.len() - self.len
-    }
-
-    /// The pending bytes as at most two slices, oldest first.
-    pub fn as_slices(&self) -> (&[u8], &[u8]) {
-        let cap = self.buf.len();
-        if self.head + self.len <= cap {
-            (&self.buf[self.head..self.head + self.len], &[])
-        } else {
-            let first = cap - self.head;
-            (&self.buf[self.head..], &self.buf[..self.len - first])
+    /// Up to `iov.len()` slices of pending bytes, oldest first; returns how
+    /// many were filled.
+    pub fn io_slices<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
+        let last = self.blocks.len().saturating_sub(1);
+        let mut n = 0;
+        for (i, b) in self.blocks.iter().enumerate() {
+            if n == iov.len() {
+                break;
+            }
+            let from = if i == 0 { self.head } else { 0 };
+            let to = if i == last { self.tail } else { b.len() };
+            if to > from {
+                iov[n] = IoSlice::new(&b[from..to]);
+                n += 1;
+            }
         }
-    }
-
-    /// Append as much of `data` as fits; returns how much did.
-    pub fn push(&mut self, data: &[u8]) -> usize {
-        let cap = self.buf.len();
-        let n = data.len().min(self.free());
-        let tail = (self.head + self.len) % cap.max(1);
-        let first = n.min(cap - tail);
-        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
-        self.len += n;
         n
     }
 
-    /// Drop `n` bytes from the front (the socket took them).
-    pub fn consume(&mut self, n: usize) {
+    /// Append all of `data`, taking blocks from `pool` as needed.
+    pub fn push(&mut self, mut data: &[u8], pool: &mut Pool) {
+        self.len += data.len();
+        while !data.is_empty() {
+            if self.blocks.is_empty() || self.tail == pool.buffer_size() {
+                self.blocks.push_back(pool.take());
+                self.tail = 0;
+            }
+            let b = self.blocks.back_mut().expect("a block was just ensured");
+            let n = data.len().min(b.len() - self.tail);
+            b[self.tail..self.tail + n].copy_from_slice(&data[..n]);
+            self.tail += n;
+            data = &data[n..];
+        }
+    }
+
+    /// Drop `n` bytes from the front (the socket took them), returning
+    /// drained blocks to `pool`.
+    pub fn consume(&mut self, mut n: usize, pool: &mut Pool) {
         debug_assert!(n <= self.len);
         self.len -= n;
-        // An empty ring restarts at 0 so the next output is one slice.
-        self.head = if self.len == 0 {
-            0
-        } else {
-            (self.head + n) % self.buf.len()
-        };
+        while n > 0 {
+            let single = self.blocks.len() == 1;
+            let end = if single {
+                self.tail
+            } else {
+                self.blocks[0].len()
+            };
+            let k = n.min(end - self.head);
+            self.head += k;
+            n -= k;
+            if self.head == end && !single {
+                pool.give(self.blocks.pop_front().expect("front block"));
+                self.head = 0;
+            }
+        }
+        if self.len == 0 {
+            self.release(pool);
+        }
+    }
+
+    /// Return every block to `pool`.
+    pub fn release(&mut self, pool: &mut Pool) {
+        for b in self.blocks.drain(..) {
+            pool.give(b);
+        }
+        self.head = 0;
+        self.tail = 0;
+        self.len = 0;
     }
 }
 
@@ -256,7 +287,7 @@ mod tests {
         r.consume_to(HEADROOM + 7);
         r.compact(0);
         assert_eq!(r.start(), HEADROOM);
-        assert_eq!(&r.as_slice()[HEADROOM..], b"789");
+        assert_eq!(&r.data()[HEADROOM..], b"789");
         r.consume_to(HEADROOM + 3);
         r.compact(0);
         assert!(r.is_empty());
@@ -280,48 +311,51 @@ mod tests {
     }
 
     #[test]
-    fn ring_wraps_and_preserves_order() {
-        let mut r = Ring::new(vec![0u8; 8].into_boxed_slice());
+    fn backlog_preserves_order_across_blocks_and_returns_them() {
+        let mut pool = Pool::new(8, 16, 0);
+        let mut q = Backlog::default();
         let mut model: std::collections::VecDeque<u8> = Default::default();
         let mut next = 0u8;
-        // A fixed pseudo-random schedule of pushes and consumes.
         let mut x = 12345u32;
-        for _ in 0..2000 {
+        for _ in 0..3000 {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
             if x % 2 == 0 {
-                let want = (x % 6) as usize;
-                let data: Vec<u8> = (0..want)
+                let data: Vec<u8> = (0..(x % 20) as usize)
                     .map(|_| {
                         next = next.wrapping_add(1);
                         next
                     })
                     .collect();
-                let n = r.push(&data);
-                assert_eq!(n, want.min(8 - model.len()));
-                model.extend(&data[..n]);
-                // Bytes that did not fit are "lost" here; restore the counter.
-                next = next.wrapping_sub((want - n) as u8);
+                q.push(&data, &mut pool);
+                model.extend(&data);
             } else {
-                let n = (x as usize / 7) % (r.len() + 1);
-                r.consume(n);
+                let n = (x as usize / 7) % (q.len() + 1);
+                q.consume(n, &mut pool);
                 model.drain(..n);
             }
-            let (a, b) = r.as_slices();
-            let got: Vec<u8> = a.iter().chain(b).copied().collect();
+            let mut iov = [IoSlice::new(&[]); 64];
+            let k = q.io_slices(&mut iov);
+            let got: Vec<u8> = iov[..k].iter().flat_map(|s| s.iter().copied()).collect();
             assert_eq!(got, model.iter().copied().collect::<Vec<_>>());
+            assert_eq!(q.len(), model.len());
+            assert_eq!(pool.in_use(), q.blocks());
+            assert!(q.blocks() <= q.len().div_ceil(8) + 1);
         }
+        q.release(&mut pool);
+        assert_eq!(pool.in_use(), 0);
     }
 
     #[test]
-    fn empty_ring_restarts_at_zero() {
-        let mut r = Ring::new(vec![0u8; 8].into_boxed_slice());
-        r.push(b"abcdef");
-        r.consume(6);
-        r.push(b"1234567");
-        let (a, b) = r.as_slices();
-        assert_eq!(a, b"1234567");
-        assert!(b.is_empty());
+    fn drained_backlog_holds_no_block() {
+        let mut pool = Pool::new(8, 4, 0);
+        let mut q = Backlog::default();
+        q.push(b"abcdefghijkl", &mut pool);
+        assert_eq!(q.blocks(), 2);
+        q.consume(12, &mut pool);
+        assert_eq!(q.blocks(), 0);
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(pool.idle(), 2);
     }
 }

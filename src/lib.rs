@@ -26,3 +26,6 @@ pub mod output;
 pub mod server;
 pub mod session;
 pub mod utf8;
+
+#[cfg(test)]
+mod testutil;

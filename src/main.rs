@@ -38,9 +38,15 @@ struct Args {
     #[arg(long, env = "ZEROWS_READ_BUFFER", default_value_t = 64 << 10)]
     read_buffer: usize,
 
-    /// Size of each pooled write buffer, in bytes (at least the read buffer plus a few KiB).
-    #[arg(long, env = "ZEROWS_WRITE_BUFFER", default_value_t = 80 << 10)]
+    /// Size of each pooled block holding output the socket has not taken, in bytes.
+    #[arg(long, env = "ZEROWS_WRITE_BUFFER", default_value_t = 64 << 10)]
     write_buffer: usize,
+
+    /// Most unsent bytes one connection may hold before it is no longer read.
+    /// Keep it above the largest message: clients may send a whole message
+    /// before they read its echo.
+    #[arg(long, env = "ZEROWS_MAX_BACKLOG", default_value_t = (16 << 20) + (1 << 20))]
+    max_backlog: usize,
 
     /// Longest frame echoed in one piece; longer frames go back in pieces of this size.
     #[arg(long, env = "ZEROWS_CHUNK_SIZE", default_value_t = 16 << 10)]
@@ -97,6 +103,7 @@ fn config(a: Args) -> Result<Config, String> {
         settings,
         read_buffer: a.read_buffer,
         write_buffer: a.write_buffer,
+        max_backlog: a.max_backlog,
         pool_idle: a.pool_idle,
         max_connections: a.max_connections,
         ..Config::default()

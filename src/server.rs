@@ -45,9 +45,12 @@ pub struct Config {
     pub settings: Settings,
     /// Bytes of each pooled read buffer.
     pub read_buffer: usize,
-    /// Bytes of each pooled write ring; must exceed `read_buffer` by the
-    /// core's scratch and page (a few KiB).
+    /// Bytes of each pooled backlog block.
     pub write_buffer: usize,
+    /// Most unsent bytes one connection may hold before it is no longer
+    /// read. Above the largest message, so a client that writes a whole
+    /// message before reading its echo still gets it back.
+    pub max_backlog: usize,
     /// Idle buffers of each kind the pools keep for reuse.
     pub pool_idle: usize,
     /// Past this many open connections new upgrades get 503.
@@ -62,7 +65,8 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
             settings: Settings::default(),
             read_buffer: 64 << 10,
-            write_buffer: 80 << 10,
+            write_buffer: 64 << 10,
+            max_backlog: (16 << 20) + (1 << 20),
             pool_idle: 1024,
             max_connections: 100_000,
             read_budget: 4,
@@ -81,12 +85,15 @@ impl Config {
                 self.read_buffer, self.settings.chunk_size, head
             ));
         }
-        let extra = crate::output::SCRATCH + crate::http::PAGE.len() + 64;
-        if self.write_buffer < self.read_buffer + extra {
+        let extra = crate::session::Shared::<crate::handler::Echo>::extra();
+        if self.max_backlog < self.read_buffer + extra {
             return Err(format!(
-                "write buffer ({} B) must be at least the read buffer plus {extra} B",
-                self.write_buffer
+                "backlog limit ({} B) must be at least the read buffer plus {extra} B",
+                self.max_backlog
             ));
+        }
+        if self.write_buffer < 1024 {
+            return Err("write buffer must be at least 1024 B".into());
         }
         if self.listen.is_empty() {
             return Err("no listen address".into());
@@ -161,7 +168,13 @@ impl<H: Handler> Server<H> {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let read_pool = Pool::new(config.read_buffer, config.pool_idle, 4);
         let write_pool = Pool::new(config.write_buffer, config.pool_idle, 4);
-        let shared = Shared::new(config.settings.clone(), read_pool, write_pool, handler);
+        let shared = Shared::new(
+            config.settings.clone(),
+            read_pool,
+            write_pool,
+            config.max_backlog,
+            handler,
+        );
         Ok(Server {
             poll,
             listeners,
@@ -223,6 +236,11 @@ impl<H: Handler> Server<H> {
                         }
                     }
                     Token(k) => {
+                        if ev.is_read_closed() || ev.is_error() {
+                            if let Some(e) = self.conns.get_mut(k) {
+                                e.session.set_read_closed();
+                            }
+                        }
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                         self.conn_event(k, readable, ev.is_writable());
                     }
@@ -348,9 +366,9 @@ impl<H: Handler> Server<H> {
             self.ready.push(key);
         }
         let d = e.session.deadline();
-        if d.is_some() && d != e.timer {
+        if let Some(when) = d.filter(|_| d != e.timer) {
             e.timer = d;
-            self.timers.push(Reverse((d.unwrap(), key, e.id)));
+            self.timers.push(Reverse((when, key, e.id)));
         }
     }
 

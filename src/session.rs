@@ -2,17 +2,19 @@
 //! protocol core, through pooled buffers.
 //!
 //! Invariants:
-//! * A read buffer is attached only while it holds unprocessed input and a
-//!   write ring only while the socket has not taken all the output; both are
-//!   returned to their pool the moment they are empty (and by [`Session::release`]
-//!   when the connection ends).
+//! * A read buffer is attached only while it holds unprocessed input, and
+//!   backlog blocks only while the socket has not taken all the output; both
+//!   go back to their pool the moment they are empty (and by
+//!   [`Session::release`] when the connection ends).
 //! * Output is written straight from the read buffer (`writev`), once per
 //!   pass of the core; only what the socket does not take is copied, into the
-//!   write ring. Every output is written or copied before the read buffer is
+//!   backlog. Every output is written or copied before the read buffer is
 //!   compacted or read into again.
-//! * Backpressure: the session reads only while the write ring could absorb
-//!   the worst-case output of a full read buffer ([`Shared::read_slack`]), so
-//!   the ring never overflows and a peer that stops reading stops being read.
+//! * Backpressure: the session reads only while its backlog plus the
+//!   worst-case output of one more full read buffer stays under
+//!   `max_backlog`, so a peer that stops reading stops being read, and its
+//!   memory is bounded by configuration. The limit should exceed the largest
+//!   message: a client may send a whole message before reading its echo.
 //! * Writability is a flag: set by a writable event, cleared by a short or
 //!   refused write; interest is never re-registered.
 //! * A short read means the socket is drained (edge-triggered readiness will
@@ -21,10 +23,13 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::buffer::{Pool, ReadBuf, Ring};
+use crate::buffer::{Backlog, Pool, ReadBuf};
 use crate::conn::{Conn, Settings, State};
 use crate::handler::Handler;
 use crate::output::{Output, MAX_SEGS, SCRATCH};
+
+/// Backlog slices offered to one `writev` (the rest waits for the next).
+const BACKLOG_IOV: usize = 16;
 
 /// How long a finished connection waits for the peer's FIN after ours.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -48,15 +53,23 @@ pub struct Shared<H> {
     pub write_pool: Pool,
     pub out: Box<Output>,
     pub handler: H,
+    /// Most unsent bytes a connection may hold before it is no longer read.
+    pub max_backlog: usize,
     /// The time of this loop turn.
     pub now: Instant,
 }
 
 impl<H: Handler> Shared<H> {
-    pub fn new(settings: Settings, read_pool: Pool, write_pool: Pool, handler: H) -> Self {
+    pub fn new(
+        settings: Settings,
+        read_pool: Pool,
+        write_pool: Pool,
+        max_backlog: usize,
+        handler: H,
+    ) -> Self {
         assert!(
-            write_pool.buffer_size() >= read_pool.buffer_size() + Self::extra(),
-            "write buffer must exceed the read buffer by at least {} bytes",
+            max_backlog >= read_pool.buffer_size() + Self::extra(),
+            "the backlog limit must exceed the read buffer by at least {} bytes",
             Self::extra()
         );
         Shared {
@@ -65,19 +78,21 @@ impl<H: Handler> Shared<H> {
             write_pool,
             out: Box::new(Output::new()),
             handler,
+            max_backlog,
             now: Instant::now(),
         }
     }
 
     /// Output one pass can add beyond the input it consumed: a scratch area
     /// (HTTP responses, close frames) and the static page.
-    fn extra() -> usize {
+    pub fn extra() -> usize {
         SCRATCH + crate::http::PAGE.len() + 64
     }
 
-    /// Free space the write ring must have before the session reads.
-    fn read_slack(&self) -> usize {
-        self.read_pool.buffer_size() + Self::extra()
+    /// Whether a connection with this backlog may read: only while the
+    /// output of one more full read buffer would still fit under the limit.
+    fn may_read(&self, backlog: &Backlog) -> bool {
+        backlog.len() + self.read_pool.buffer_size() + Self::extra() <= self.max_backlog
     }
 }
 
@@ -95,7 +110,7 @@ pub enum Progress {
 pub struct Session {
     core: Conn,
     rbuf: Option<ReadBuf>,
-    wbuf: Option<Ring>,
+    backlog: Backlog,
     writable: bool,
     /// Reading stopped because output is not draining.
     read_blocked: bool,
@@ -103,6 +118,9 @@ pub struct Session {
     linger_until: Option<Instant>,
     /// The peer sent FIN: nothing more to read, output still owed.
     peer_eof: bool,
+    /// Readiness said the peer closed its side: read to the end even after
+    /// a short read, since no further edge will announce the FIN.
+    read_closed: bool,
 }
 
 impl Session {
@@ -110,11 +128,12 @@ impl Session {
         Session {
             core: Conn::new(now, settings),
             rbuf: None,
-            wbuf: None,
+            backlog: Backlog::default(),
             writable: true,
             read_blocked: false,
             linger_until: None,
             peer_eof: false,
+            read_closed: false,
         }
     }
 
@@ -124,11 +143,11 @@ impl Session {
 
     /// Bytes waiting for the socket.
     pub fn pending_output(&self) -> usize {
-        self.wbuf.as_ref().map_or(0, Ring::len)
+        self.backlog.len()
     }
 
     pub fn holds_buffers(&self) -> (bool, bool) {
-        (self.rbuf.is_some(), self.wbuf.is_some())
+        (self.rbuf.is_some(), !self.backlog.is_empty())
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -140,9 +159,12 @@ impl Session {
         if let Some(r) = self.rbuf.take() {
             sh.read_pool.give(r.into_inner());
         }
-        if let Some(w) = self.wbuf.take() {
-            sh.write_pool.give(w.into_inner());
-        }
+        self.backlog.release(&mut sh.write_pool);
+    }
+
+    /// Readiness reported that the peer shut down its side.
+    pub fn set_read_closed(&mut self) {
+        self.read_closed = true;
     }
 
     /// The socket has bytes to read (or may have).
@@ -167,8 +189,7 @@ impl Session {
                     Err(()) => break Progress::Done,
                 }
             }
-            let wfree = self.wbuf.as_ref().map_or(usize::MAX, Ring::free);
-            if wfree < sh.read_slack() {
+            if !sh.may_read(&self.backlog) {
                 self.read_blocked = true;
                 break Progress::Idle;
             }
@@ -197,7 +218,7 @@ impl Session {
                     if self.pump(io, sh).is_err() {
                         break Progress::Done;
                     }
-                    if n < room {
+                    if n < room && !self.read_closed {
                         break Progress::Idle;
                     }
                 }
@@ -223,14 +244,13 @@ impl Session {
         budget: usize,
     ) -> Progress {
         self.writable = true;
-        if self.wbuf.is_some() {
+        if !self.backlog.is_empty() {
             sh.out.clear();
             if self.send(io, sh, &[]).is_err() {
                 return Progress::Done;
             }
         }
-        let wfree = self.wbuf.as_ref().map_or(usize::MAX, Ring::free);
-        if self.read_blocked && wfree >= sh.read_slack() {
+        if self.read_blocked && sh.may_read(&self.backlog) {
             // Input may have been waiting while output drained.
             return self.on_readable(io, sh, budget);
         }
@@ -290,7 +310,7 @@ impl Session {
             let start = rbuf.start();
             sh.out.clear();
             let next = self.core.process(
-                rbuf.as_mut(),
+                rbuf.data_mut(),
                 start,
                 &mut sh.out,
                 &sh.settings,
@@ -298,7 +318,7 @@ impl Session {
                 sh.now,
             );
             rbuf.consume_to(next);
-            if let Err(e) = self.send(io, sh, rbuf.as_slice()) {
+            if let Err(e) = self.send(io, sh, rbuf.data()) {
                 break Err(e);
             }
             if next == start || rbuf.is_empty() || self.core.is_closed() {
@@ -319,23 +339,20 @@ impl Session {
         input: &[u8],
     ) -> Result<(), ()> {
         let out = &*sh.out;
-        if out.is_empty() && self.wbuf.is_none() {
+        if out.is_empty() && self.backlog.is_empty() {
             return Ok(());
         }
         let mut written = 0;
         if self.writable {
-            let mut iov = [IoSlice::new(&[]); MAX_SEGS + 2];
-            let mut n = 0;
-            if let Some(w) = &self.wbuf {
-                let (a, b) = w.as_slices();
-                for s in [a, b] {
-                    if !s.is_empty() {
-                        iov[n] = IoSlice::new(s);
-                        n += 1;
-                    }
-                }
+            let mut iov = [IoSlice::new(&[]); MAX_SEGS + BACKLOG_IOV];
+            let mut n = self.backlog.io_slices(&mut iov[..BACKLOG_IOV]);
+            // Only once the backlog fits entirely in this writev may new
+            // output follow it, or bytes would go out of order.
+            let backlog_whole =
+                n < BACKLOG_IOV || self.backlog.len() <= iov[..n].iter().map(|s| s.len()).sum();
+            if backlog_whole {
+                n += out.io_slices(input, &mut iov[n..]);
             }
-            n += out.io_slices(input, &mut iov[n..]);
             let total: usize = iov[..n].iter().map(|s| s.len()).sum();
             if total > 0 {
                 loop {
@@ -354,11 +371,9 @@ impl Session {
                 self.writable = false;
             }
         }
-        if let Some(w) = self.wbuf.as_mut() {
-            let k = written.min(w.len());
-            w.consume(k);
-            written -= k;
-        }
+        let k = written.min(self.backlog.len());
+        self.backlog.consume(k, &mut sh.write_pool);
+        written -= k;
         for &seg in out.segs() {
             let b = out.bytes(seg, input);
             if written >= b.len() {
@@ -367,17 +382,33 @@ impl Session {
             }
             let rest = &b[written..];
             written = 0;
-            let w = self
-                .wbuf
-                .get_or_insert_with(|| Ring::new(sh.write_pool.take()));
-            if w.push(rest) < rest.len() {
-                log::error!("write ring overflow; dropping connection");
-                return Err(());
+            self.backlog.push(rest, &mut sh.write_pool);
+        }
+        // A writev offers at most BACKLOG_IOV blocks: a socket that took them
+        // all may take more, and no writable edge would come to say so.
+        while self.writable && !self.backlog.is_empty() {
+            self.write_backlog(io, sh)?;
+        }
+        Ok(())
+    }
+
+    /// One `writev` of the backlog alone.
+    fn write_backlog<S: Transport, H>(&mut self, io: &mut S, sh: &mut Shared<H>) -> Result<(), ()> {
+        let mut iov = [IoSlice::new(&[]); BACKLOG_IOV];
+        let n = self.backlog.io_slices(&mut iov);
+        let total: usize = iov[..n].iter().map(|s| s.len()).sum();
+        let written = loop {
+            match io.write_vectored(&iov[..n]) {
+                Ok(k) => break k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+                Err(_) => return Err(()),
             }
+        };
+        if written < total {
+            self.writable = false;
         }
-        if self.wbuf.as_ref().is_some_and(Ring::is_empty) {
-            sh.write_pool.give(self.wbuf.take().unwrap().into_inner());
-        }
+        self.backlog.consume(written, &mut sh.write_pool);
         Ok(())
     }
 
@@ -388,7 +419,9 @@ impl Session {
         sh: &mut Shared<H>,
         progress: Progress,
     ) -> Progress {
-        if self.core.state() == State::Closed && self.linger_until.is_none() && self.wbuf.is_none()
+        if self.core.state() == State::Closed
+            && self.linger_until.is_none()
+            && self.backlog.is_empty()
         {
             if self.peer_eof || io.shutdown_write().is_err() {
                 return Progress::Done;
@@ -420,3 +453,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

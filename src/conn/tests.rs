@@ -6,26 +6,7 @@ use super::*;
 use crate::buffer::ReadBuf;
 use crate::handler::Echo;
 
-const KEY: &str = "x3JJHMbDL1EzLkh9GBhXDw==";
-
-fn request() -> Vec<u8> {
-    format!(
-        "GET / HTTP/1.1\r\nHost: localhost:9001\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes()
-}
-
-/// A masked client frame.
-pub(crate) fn client_frame(fin: bool, op: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let mut v = vec![0u8; frame::MAX_HEADER];
-    let n = frame::encode(&mut v, fin, op, payload.len() as u64, Some(key));
-    v.truncate(n);
-    let at = v.len();
-    v.extend_from_slice(payload);
-    mask::apply(&mut v[at..], key, 0);
-    v
-}
+use crate::testutil::{client_frame, request, KEY};
 
 fn msg(op: u8, payload: &[u8]) -> Vec<u8> {
     client_frame(true, op, payload, [0x11, 0x22, 0x33, 0x44])
@@ -132,7 +113,7 @@ impl Driver {
                 self.out.clear();
                 let start = self.rb.start();
                 let next = self.conn.process(
-                    self.rb.as_mut(),
+                    self.rb.data_mut(),
                     start,
                     &mut self.out,
                     &self.s,
@@ -140,7 +121,7 @@ impl Driver {
                     self.now,
                 );
                 self.rb.consume_to(next);
-                self.out.extend_vec(self.rb.as_slice(), &mut self.wire);
+                self.out.extend_vec(self.rb.data(), &mut self.wire);
                 if next == start || self.rb.is_empty() || self.conn.is_closed() {
                     break;
                 }

@@ -1,0 +1,337 @@
+//! The I/O shell over an in-memory transport that can refuse writes, split
+//! reads and report end of stream: backpressure, partial writes, half-close
+//! and buffer return, without sockets.
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::frame::{self, opcode, Role};
+use crate::handler::Echo;
+use crate::testutil::{client_frame, request};
+
+/// A fake socket. `accept` is how many more bytes writes may take (then
+/// `WouldBlock`); reads hand out at most `read_chunk` bytes at a time.
+struct Mem {
+    input: VecDeque<u8>,
+    eof: bool,
+    read_chunk: usize,
+    output: Vec<u8>,
+    accept: usize,
+    fin_sent: bool,
+}
+
+impl Mem {
+    fn new() -> Mem {
+        Mem {
+            input: VecDeque::new(),
+            eof: false,
+            read_chunk: usize::MAX,
+            output: Vec::new(),
+            accept: usize::MAX,
+            fin_sent: false,
+        }
+    }
+}
+
+impl Read for Mem {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = buf.len().min(self.read_chunk).min(self.input.len());
+        for (d, s) in buf.iter_mut().zip(self.input.drain(..n)) {
+            *d = s;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Mem {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        assert!(!self.fin_sent, "write after FIN");
+        if self.accept == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.accept);
+        self.accept -= n;
+        self.output.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut total = 0;
+        for b in bufs {
+            match self.write(b) {
+                Ok(n) => {
+                    total += n;
+                    if n < b.len() {
+                        break;
+                    }
+                }
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Mem {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.fin_sent = true;
+        Ok(())
+    }
+}
+
+fn shared(max_backlog: usize) -> Shared<Echo> {
+    let settings = Settings {
+        chunk_size: 1024,
+        ..Settings::default()
+    };
+    Shared::new(
+        settings,
+        Pool::new(16 << 10, 8, 0),
+        Pool::new(4096, 64, 0),
+        max_backlog,
+        Echo,
+    )
+}
+
+/// Every data message in a server byte stream after the 101 head.
+fn messages(wire: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let head = crate::handshake::find_header_end(wire, 0).expect("101 head");
+    assert!(wire.starts_with(b"HTTP/1.1 101"));
+    let mut rest = &wire[head..];
+    let mut out = Vec::new();
+    let mut cur: Option<(u8, Vec<u8>)> = None;
+    while let Ok(Some(h)) = frame::decode(rest, Role::FromServer) {
+        let end = h.header_len + h.len as usize;
+        if rest.len() < end {
+            break;
+        }
+        let p = &rest[h.header_len..end];
+        match h.opcode {
+            opcode::CONTINUATION => cur.as_mut().unwrap().1.extend_from_slice(p),
+            op if !opcode::is_control(op) => cur = Some((op, p.to_vec())),
+            _ => {}
+        }
+        if h.fin && !opcode::is_control(h.opcode) {
+            out.push(cur.take().unwrap());
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Run the session the way an edge-triggered loop would until nothing is
+/// left to do: readable while the fake socket has input (or its FIN is
+/// unseen), writable whenever it takes bytes, again on `More`. A `refill`
+/// hook reopens the peer's window each turn.
+fn drive(
+    s: &mut Session,
+    io: &mut Mem,
+    sh: &mut Shared<Echo>,
+    mut refill: impl FnMut(&mut Mem),
+) -> Progress {
+    for _ in 0..100_000 {
+        refill(io);
+        let mut p = s.on_writable(io, sh, 4);
+        if p != Progress::Done && (!io.input.is_empty() || io.eof) {
+            if io.eof {
+                s.set_read_closed();
+            }
+            p = s.on_readable(io, sh, 4);
+        }
+        if p == Progress::Done {
+            return p;
+        }
+        if io.input.is_empty() && s.pending_output() == 0 && p != Progress::More {
+            return p;
+        }
+    }
+    panic!("session did not settle");
+}
+
+fn upgraded(sh: &mut Shared<Echo>) -> (Session, Mem) {
+    let mut s = Session::new(sh.now, &sh.settings);
+    let mut io = Mem::new();
+    io.input.extend(request());
+    assert_eq!(s.on_readable(&mut io, sh, 4), Progress::Idle);
+    (s, io)
+}
+
+#[test]
+fn idle_connection_holds_no_buffer() {
+    let mut sh = shared(1 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    io.input
+        .extend(client_frame(true, opcode::TEXT, b"hi", [1, 2, 3, 4]));
+    assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Idle);
+    assert_eq!(messages(&io.output), vec![(opcode::TEXT, b"hi".to_vec())]);
+    assert_eq!(s.holds_buffers(), (false, false));
+    assert_eq!(sh.read_pool.in_use() + sh.write_pool.in_use(), 0);
+}
+
+#[test]
+fn partial_frame_keeps_the_read_buffer_until_complete() {
+    let mut sh = shared(1 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    let f = client_frame(true, opcode::BINARY, &[9; 100], [1, 2, 3, 4]);
+    io.input.extend(&f[..50]);
+    s.on_readable(&mut io, &mut sh, 4);
+    assert_eq!(s.holds_buffers(), (true, false));
+    io.input.extend(&f[50..]);
+    s.on_readable(&mut io, &mut sh, 4);
+    assert_eq!(s.holds_buffers(), (false, false));
+    assert_eq!(messages(&io.output), vec![(opcode::BINARY, vec![9; 100])]);
+}
+
+#[test]
+fn a_peer_that_does_not_read_stops_being_read_and_loses_nothing() {
+    let max_backlog = 64 << 10;
+    let mut sh = shared(max_backlog);
+    let (mut s, mut io) = upgraded(&mut sh);
+    let msgs: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| {
+            let mut m = i.to_be_bytes().to_vec();
+            m.resize(500 + (i as usize % 300), i as u8);
+            m
+        })
+        .collect();
+    for m in &msgs {
+        io.input
+            .extend(client_frame(true, opcode::BINARY, m, [7, 7, 7, 7]));
+    }
+    let sent = io.input.len();
+    io.accept = 0; // the peer's window is closed
+    for _ in 0..100 {
+        s.on_readable(&mut io, &mut sh, 4);
+    }
+    assert!(s.pending_output() <= max_backlog, "backlog bounded");
+    assert!(s.read_blocked, "reading stopped");
+    assert!(
+        !io.input.is_empty(),
+        "the rest waits in the kernel, not in us"
+    );
+    assert!(sent - io.input.len() < max_backlog + 20_000);
+    // The peer reads again: a writable edge resumes everything.
+    io.accept = usize::MAX;
+    drive(&mut s, &mut io, &mut sh, |_| {});
+    let got = messages(&io.output);
+    assert_eq!(got.len(), msgs.len());
+    assert!(
+        got.iter().zip(&msgs).all(|(g, m)| &g.1 == m),
+        "echoes differ"
+    );
+    assert_eq!(s.holds_buffers(), (false, false));
+    assert_eq!(sh.write_pool.in_use(), 0);
+}
+
+#[test]
+fn a_backlog_longer_than_one_writev_drains_on_one_writable_edge() {
+    let mut sh = shared(4 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    let big = vec![0xAB; 1 << 20];
+    io.input
+        .extend(client_frame(true, opcode::BINARY, &big, [1, 2, 3, 4]));
+    io.accept = 0;
+    for _ in 0..200 {
+        s.on_readable(&mut io, &mut sh, 4);
+    }
+    assert!(
+        s.pending_output() > BACKLOG_IOV * 4096,
+        "many blocks queued"
+    );
+    io.accept = usize::MAX;
+    s.on_writable(&mut io, &mut sh, 4);
+    assert_eq!(s.pending_output(), 0, "all of it went on this edge");
+    assert_eq!(messages(&io.output), vec![(opcode::BINARY, big)]);
+}
+
+#[test]
+fn writes_taken_a_few_bytes_at_a_time_keep_order() {
+    let mut sh = shared(1 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    let msgs: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 10 + i as usize * 37]).collect();
+    for m in &msgs {
+        io.input
+            .extend(client_frame(true, opcode::BINARY, m, [3, 1, 4, 1]));
+    }
+    io.read_chunk = 333;
+    drive(&mut s, &mut io, &mut sh, |io| io.accept = 7);
+    let got: Vec<Vec<u8>> = messages(&io.output).into_iter().map(|m| m.1).collect();
+    assert!(got == msgs, "echoes differ");
+}
+
+#[test]
+fn half_close_still_gets_its_echo() {
+    let mut sh = shared(1 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    io.input.extend(client_frame(
+        true,
+        opcode::TEXT,
+        b"last words",
+        [1, 1, 1, 1],
+    ));
+    io.eof = true;
+    let p = drive(&mut s, &mut io, &mut sh, |io| io.accept = 3);
+    assert_eq!(p, Progress::Done);
+    assert_eq!(
+        messages(&io.output),
+        vec![(opcode::TEXT, b"last words".to_vec())]
+    );
+    s.release(&mut sh);
+    assert_eq!(sh.read_pool.in_use() + sh.write_pool.in_use(), 0);
+}
+
+#[test]
+fn close_handshake_sends_fin_then_waits_for_the_peer() {
+    let mut sh = shared(1 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    io.input.extend(client_frame(
+        true,
+        opcode::CLOSE,
+        &1000u16.to_be_bytes(),
+        [5; 4],
+    ));
+    let p = s.on_readable(&mut io, &mut sh, 4);
+    assert!(io.fin_sent, "server closes TCP first");
+    assert_eq!(p, Progress::More);
+    assert_eq!(s.deadline(), Some(sh.now + LINGER));
+    io.eof = true;
+    assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Done);
+    assert!(io.output.ends_with(&[0x88, 0x02, 0x03, 0xE8]));
+}
+
+#[test]
+fn refused_request_gets_its_response_then_fin() {
+    let mut sh = shared(1 << 20);
+    let mut s = Session::new(sh.now, &sh.settings);
+    let mut io = Mem::new();
+    io.input.extend(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.on_readable(&mut io, &mut sh, 4);
+    assert!(io.output.starts_with(b"HTTP/1.1 405"));
+    assert!(io.fin_sent);
+}
+
+#[test]
+fn stalled_handshake_times_out() {
+    let mut sh = shared(1 << 20);
+    let mut s = Session::new(sh.now, &sh.settings);
+    let mut io = Mem::new();
+    io.input.extend(b"GET / HTTP/1.1\r\nHost");
+    s.on_readable(&mut io, &mut sh, 4);
+    let d = s.deadline().expect("handshake deadline");
+    assert_eq!(s.on_timeout(d - Duration::from_millis(1)), Progress::Idle);
+    assert_eq!(s.on_timeout(d), Progress::Done);
+    s.release(&mut sh);
+    assert_eq!(sh.read_pool.in_use(), 0);
+}
