@@ -13,6 +13,29 @@
 //!
 //! Errors are enums in [`error`], mapped there (and only there) to HTTP
 //! statuses and close codes.
+//!
+//! A service is a [`handler::Handler`]; the echo server is [`handler::Echo`]:
+//!
+//! ```no_run
+//! use zerows::handler::{Handler, MessageKind, Reply};
+//! use zerows::server::{Config, Server};
+//!
+//! /// Counts bytes and echoes only text.
+//! struct TextOnly(u64);
+//!
+//! impl Handler for TextOnly {
+//!     fn on_message(&mut self, kind: MessageKind) -> Reply {
+//!         if kind == MessageKind::Text { Reply::Echo } else { Reply::Discard }
+//!     }
+//!     fn on_data(&mut self, data: &[u8]) {
+//!         self.0 += data.len() as u64;
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     Server::bind(Config::default(), TextOnly(0))?.run()
+//! }
+//! ```
 
 pub mod buffer;
 pub mod conn;
