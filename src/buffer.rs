@@ -74,20 +74,22 @@ impl Pool {
     }
 }
 
-/// Received bytes waiting to be processed: `buf[start..end]`.
+/// Received bytes waiting to be processed: `buf[start..end]`. Offsets are
+/// 32-bit: this sits in every connection (buffers are far below 4 GiB).
 pub struct ReadBuf {
     buf: Box<[u8]>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl ReadBuf {
     pub fn new(buf: Box<[u8]>) -> ReadBuf {
         assert!(buf.len() > HEADROOM + crate::frame::MAX_HEADER + 125);
+        assert!(buf.len() <= u32::MAX as usize);
         ReadBuf {
             buf,
-            start: HEADROOM,
-            end: HEADROOM,
+            start: HEADROOM as u32,
+            end: HEADROOM as u32,
         }
     }
 
@@ -100,38 +102,44 @@ impl ReadBuf {
     }
 
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     pub fn start(&self) -> usize {
-        self.start
+        self.start as usize
+    }
+
+    fn end(&self) -> usize {
+        self.end as usize
     }
 
     /// The free space after the data, where the next read goes.
     pub fn spare(&mut self) -> &mut [u8] {
-        &mut self.buf[self.end..]
+        let end = self.end();
+        &mut self.buf[end..]
     }
 
     /// Record `n` bytes read into [`spare`](Self::spare).
     pub fn filled(&mut self, n: usize) {
-        debug_assert!(self.end + n <= self.buf.len());
-        self.end += n;
+        debug_assert!(self.end() + n <= self.buf.len());
+        self.end += n as u32;
     }
 
     /// The whole buffer up to the end of the data, for the protocol core,
     /// which works in place and may write into the headroom.
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[..self.end]
+        let end = self.end();
+        &mut self.buf[..end]
     }
 
     pub fn data(&self) -> &[u8] {
-        &self.buf[..self.end]
+        &self.buf[..self.end()]
     }
 
     /// Everything before `start` has been processed.
     pub fn consume_to(&mut self, start: usize) {
-        debug_assert!(start >= self.start && start <= self.end);
-        self.start = start;
+        debug_assert!(start >= self.start() && start <= self.end());
+        self.start = start as u32;
     }
 
     /// Make room for the next read once everything before `start` is done
@@ -143,15 +151,14 @@ impl ReadBuf {
     /// `min_spare` bytes are free behind it; so a partial chunk is copied at
     /// most once, and only when it could not be completed in place.
     pub fn compact(&mut self, min_spare: usize) {
-        if self.start == self.end {
-            self.start = HEADROOM;
-            self.end = HEADROOM;
-        } else if self.start > HEADROOM
-            && (self.end - self.start <= 64 || self.buf.len() - self.end < min_spare)
-        {
-            self.buf.copy_within(self.start..self.end, HEADROOM);
-            self.end = HEADROOM + (self.end - self.start);
-            self.start = HEADROOM;
+        let (start, end) = (self.start(), self.end());
+        if start == end {
+            self.start = HEADROOM as u32;
+            self.end = HEADROOM as u32;
+        } else if start > HEADROOM && (end - start <= 64 || self.buf.len() - end < min_spare) {
+            self.buf.copy_within(start..end, HEADROOM);
+            self.end = (HEADROOM + (end - start)) as u32;
+            self.start = HEADROOM as u32;
         }
     }
 }
@@ -160,8 +167,17 @@ impl ReadBuf {
 /// the back and drained from the front. A block goes back to the pool as soon
 /// as it is drained, so a connection holds only as many blocks as its unsent
 /// bytes need; the caller bounds that total.
+///
+/// A connection that never had to wait for its socket pays one pointer for
+/// this; the queue itself is allocated the first time output waits, and kept
+/// (empty) after that so a connection that waits often allocates once.
 #[derive(Default)]
 pub struct Backlog {
+    q: Option<Box<Blocks>>,
+}
+
+#[derive(Default)]
+struct Blocks {
     blocks: VecDeque<Box<[u8]>>,
     /// Bytes already written from the front block.
     head: usize,
@@ -172,29 +188,32 @@ pub struct Backlog {
 
 impl Backlog {
     pub fn len(&self) -> usize {
-        self.len
+        self.q.as_ref().map_or(0, |q| q.len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Blocks held.
     pub fn blocks(&self) -> usize {
-        self.blocks.len()
+        self.q.as_ref().map_or(0, |q| q.blocks.len())
     }
 
     /// Up to `iov.len()` slices of pending bytes, oldest first; returns how
     /// many were filled.
     pub fn io_slices<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
-        let last = self.blocks.len().saturating_sub(1);
+        let Some(q) = self.q.as_deref() else {
+            return 0;
+        };
+        let last = q.blocks.len().saturating_sub(1);
         let mut n = 0;
-        for (i, b) in self.blocks.iter().enumerate() {
+        for (i, b) in q.blocks.iter().enumerate() {
             if n == iov.len() {
                 break;
             }
-            let from = if i == 0 { self.head } else { 0 };
-            let to = if i == last { self.tail } else { b.len() };
+            let from = if i == 0 { q.head } else { 0 };
+            let to = if i == last { q.tail } else { b.len() };
             if to > from {
                 iov[n] = IoSlice::new(&b[from..to]);
                 n += 1;
@@ -205,16 +224,20 @@ impl Backlog {
 
     /// Append all of `data`, taking blocks from `pool` as needed.
     pub fn push(&mut self, mut data: &[u8], pool: &mut Pool) {
-        self.len += data.len();
+        if data.is_empty() {
+            return;
+        }
+        let q = self.q.get_or_insert_with(Box::default);
+        q.len += data.len();
         while !data.is_empty() {
-            if self.blocks.is_empty() || self.tail == pool.buffer_size() {
-                self.blocks.push_back(pool.take());
-                self.tail = 0;
+            if q.blocks.is_empty() || q.tail == pool.buffer_size() {
+                q.blocks.push_back(pool.take());
+                q.tail = 0;
             }
-            let b = self.blocks.back_mut().expect("a block was just ensured");
-            let n = data.len().min(b.len() - self.tail);
-            b[self.tail..self.tail + n].copy_from_slice(&data[..n]);
-            self.tail += n;
+            let b = q.blocks.back_mut().expect("a block was just ensured");
+            let n = data.len().min(b.len() - q.tail);
+            b[q.tail..q.tail + n].copy_from_slice(&data[..n]);
+            q.tail += n;
             data = &data[n..];
         }
     }
@@ -222,36 +245,38 @@ impl Backlog {
     /// Drop `n` bytes from the front (the socket took them), returning
     /// drained blocks to `pool`.
     pub fn consume(&mut self, mut n: usize, pool: &mut Pool) {
-        debug_assert!(n <= self.len);
-        self.len -= n;
+        let Some(q) = self.q.as_deref_mut() else {
+            debug_assert_eq!(n, 0);
+            return;
+        };
+        debug_assert!(n <= q.len);
+        q.len -= n;
         while n > 0 {
-            let single = self.blocks.len() == 1;
-            let end = if single {
-                self.tail
-            } else {
-                self.blocks[0].len()
-            };
-            let k = n.min(end - self.head);
-            self.head += k;
+            let single = q.blocks.len() == 1;
+            let end = if single { q.tail } else { q.blocks[0].len() };
+            let k = n.min(end - q.head);
+            q.head += k;
             n -= k;
-            if self.head == end && !single {
-                pool.give(self.blocks.pop_front().expect("front block"));
-                self.head = 0;
+            if q.head == end && !single {
+                pool.give(q.blocks.pop_front().expect("front block"));
+                q.head = 0;
             }
         }
-        if self.len == 0 {
+        if q.len == 0 {
             self.release(pool);
         }
     }
 
     /// Return every block to `pool`.
     pub fn release(&mut self, pool: &mut Pool) {
-        for b in self.blocks.drain(..) {
-            pool.give(b);
+        if let Some(q) = self.q.as_deref_mut() {
+            for b in q.blocks.drain(..) {
+                pool.give(b);
+            }
+            q.head = 0;
+            q.tail = 0;
+            q.len = 0;
         }
-        self.head = 0;
-        self.tail = 0;
-        self.len = 0;
     }
 }
 

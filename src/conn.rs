@@ -23,7 +23,7 @@
 //! (we sent a close and wait for the peer's close or the deadline), `Closed`
 //! (done: flush the output, then close TCP).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{close_code, HandshakeError, ProtocolError};
 use crate::frame::{self, opcode, Role};
@@ -31,6 +31,17 @@ use crate::handler::{Handler, MessageKind, Reply};
 use crate::handshake::{self, HandshakeConfig, Outcome};
 use crate::output::Output;
 use crate::{http, mask, utf8};
+
+/// A point in time, in milliseconds on the caller's clock (the server counts
+/// from its start, from 1). The core only compares and adds these; it never
+/// reads a clock. Eight bytes, where an `Instant` takes sixteen: it is stored
+/// in every connection.
+pub type Millis = u64;
+
+/// A duration in [`Millis`].
+pub fn millis(d: Duration) -> Millis {
+    d.as_millis().min(u128::from(u64::MAX / 2)) as Millis
+}
 
 /// Protocol settings shared by every connection of a server.
 #[derive(Debug, Clone)]
@@ -96,11 +107,12 @@ pub struct Conn {
     msg_len: u64,
     carry: [u8; 3],
     carry_len: u8,
-    deadline: Option<Instant>,
+    /// When `on_timeout` is due; 0: never.
+    deadline: Millis,
 }
 
 impl Conn {
-    pub fn new(now: Instant, s: &Settings) -> Conn {
+    pub fn new(now: Millis, s: &Settings) -> Conn {
         Conn {
             state: State::Handshake,
             discard: false,
@@ -118,7 +130,7 @@ impl Conn {
             msg_len: 0,
             carry: [0; 3],
             carry_len: 0,
-            deadline: Some(now + s.handshake_timeout),
+            deadline: now + millis(s.handshake_timeout),
         }
     }
 
@@ -131,15 +143,15 @@ impl Conn {
     }
 
     /// When [`on_timeout`](Self::on_timeout) should next be called.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+    pub fn deadline(&self) -> Option<Millis> {
+        (self.deadline != 0).then_some(self.deadline)
     }
 
     /// The deadline passed: a handshake that took too long, or a peer that
     /// never answered our close. Either way the connection is done.
-    pub fn on_timeout(&mut self, now: Instant) {
-        if self.deadline.is_some_and(|d| now >= d) {
-            self.deadline = None;
+    pub fn on_timeout(&mut self, now: Millis) {
+        if self.deadline != 0 && now >= self.deadline {
+            self.deadline = 0;
             self.state = State::Closed;
         }
     }
@@ -147,17 +159,17 @@ impl Conn {
     /// The peer closed its side of TCP.
     pub fn on_eof(&mut self) {
         self.state = State::Closed;
-        self.deadline = None;
+        self.deadline = 0;
     }
 
     /// Start a close from our side (shutdown, idle peer): send `code` and wait
     /// for the peer's close.
-    pub fn close(&mut self, code: u16, out: &mut Output, s: &Settings, now: Instant) {
+    pub fn close(&mut self, code: u16, out: &mut Output, s: &Settings, now: Millis) {
         match self.state {
             State::Open => self.send_close(code, out, s, now),
             State::Handshake => {
                 self.state = State::Closed;
-                self.deadline = None;
+                self.deadline = 0;
             }
             State::CloseSent | State::Closed => {}
         }
@@ -168,7 +180,7 @@ impl Conn {
         let n = http::write_error_response(out.scratch_space(), err);
         out.commit_scratch(n);
         self.state = State::Closed;
-        self.deadline = None;
+        self.deadline = 0;
     }
 
     /// Process `buf[start..]` in place, queueing output in `out` (which the
@@ -180,7 +192,7 @@ impl Conn {
         out: &mut Output,
         s: &Settings,
         h: &mut H,
-        now: Instant,
+        now: Millis,
     ) -> usize {
         let mut pos = start;
         if self.state == State::Handshake {
@@ -226,7 +238,7 @@ impl Conn {
                 let n = handshake::write_upgrade_response(out.scratch_space(), &accept, protocol);
                 out.commit_scratch(n);
                 self.state = State::Open;
-                self.deadline = None;
+                self.deadline = 0;
                 h.on_open(protocol);
                 Some(start + end)
             }
@@ -235,7 +247,7 @@ impl Conn {
                 out.commit_scratch(n);
                 out.push_static(http::PAGE);
                 self.state = State::Closed;
-                self.deadline = None;
+                self.deadline = 0;
                 None
             }
             Err(e) => {
@@ -252,7 +264,7 @@ impl Conn {
         out: &mut Output,
         s: &Settings,
         h: &mut H,
-        now: Instant,
+        now: Millis,
     ) -> usize {
         let end = buf.len();
         // Bytes in buf[room..pos] may be overwritten: everything before the
@@ -288,7 +300,7 @@ impl Conn {
                     self.fail(e, out, s, now);
                     self.discard = true;
                     self.state = State::Closed;
-                    self.deadline = None;
+                    self.deadline = 0;
                     return end;
                 }
             };
@@ -526,7 +538,7 @@ impl Conn {
         out: &mut Output,
         s: &Settings,
         h: &mut H,
-        now: Instant,
+        now: Millis,
     ) {
         match (op, self.state) {
             (opcode::PING, State::Open) => {
@@ -541,13 +553,13 @@ impl Conn {
                     let hs = frame::encode_before(buf, p, true, opcode::CLOSE, n as u64);
                     out.push_input(hs, p + n);
                     self.state = State::Closed;
-                    self.deadline = None;
+                    self.deadline = 0;
                 }
                 Err(err) => self.fail(err, out, s, now),
             },
             (opcode::CLOSE, State::CloseSent) => {
                 self.state = State::Closed;
-                self.deadline = None;
+                self.deadline = 0;
             }
             // Unsolicited pongs are ignored (§5.5.3); after our close, so
             // are pings.
@@ -556,7 +568,7 @@ impl Conn {
     }
 
     /// Fail the connection (§7.1.7): send a close with the error's code.
-    fn fail(&mut self, e: ProtocolError, out: &mut Output, s: &Settings, now: Instant) {
+    fn fail(&mut self, e: ProtocolError, out: &mut Output, s: &Settings, now: Millis) {
         log::debug!("failing connection: {e}");
         if self.state == State::Open {
             self.send_close(e.close_code(), out, s, now);
@@ -566,11 +578,11 @@ impl Conn {
         self.checked = 0;
     }
 
-    fn send_close(&mut self, code: u16, out: &mut Output, s: &Settings, now: Instant) {
+    fn send_close(&mut self, code: u16, out: &mut Output, s: &Settings, now: Millis) {
         let c = code.to_be_bytes();
         out.push_bytes(&[0x88, 0x02, c[0], c[1]]);
         self.state = State::CloseSent;
-        self.deadline = Some(now + s.close_timeout);
+        self.deadline = now + millis(s.close_timeout);
     }
 }
 

@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::buffer::Pool;
-use crate::conn::Settings;
+use crate::conn::{millis, Millis, Settings};
 use crate::error::HandshakeError;
 use crate::handler::Handler;
 use crate::session::{Progress, Session, Shared};
@@ -105,12 +105,12 @@ impl Config {
 struct Entry {
     stream: TcpStream,
     session: Session,
-    /// Unique per accepted connection, to tell a reused key apart.
-    id: u64,
+    /// Unique per accepted connection (wrapping), to tell a reused key apart.
+    id: u32,
     /// On the ready list.
     queued: bool,
-    /// The deadline last pushed to the timer heap.
-    timer: Option<Instant>,
+    /// The deadline last pushed to the timer heap (0: none).
+    timer: Millis,
 }
 
 /// Stops a running server from another thread.
@@ -141,11 +141,13 @@ pub struct Server<H> {
     conns: Slab<Entry>,
     shared: Shared<H>,
     config: Config,
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    timers: BinaryHeap<Reverse<(Millis, u32, u32)>>,
     ready: Vec<usize>,
     ready_next: Vec<usize>,
-    next_id: u64,
-    accept_paused_until: Option<Instant>,
+    next_id: u32,
+    accept_paused_until: Option<Millis>,
+    /// The loop's clock starts here; `Millis` count from it.
+    epoch: Instant,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     stats: Stats,
@@ -186,6 +188,7 @@ impl<H: Handler> Server<H> {
             ready_next: Vec::with_capacity(1024),
             next_id: 0,
             accept_paused_until: None,
+            epoch: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             stats: Stats::default(),
@@ -226,7 +229,7 @@ impl<H: Handler> Server<H> {
                 }
                 return Err(e);
             }
-            self.shared.now = Instant::now();
+            self.shared.now = self.clock();
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -253,8 +256,13 @@ impl<H: Handler> Server<H> {
         Ok(())
     }
 
+    /// Milliseconds since the loop started, from 1 (0 means "no deadline").
+    fn clock(&self) -> Millis {
+        self.epoch.elapsed().as_millis() as Millis + 1
+    }
+
     fn poll_timeout(&self) -> Option<Duration> {
-        let now = Instant::now();
+        let now = self.clock();
         let accept_waiting = self.listeners.iter().any(|l| l.1);
         if !self.ready.is_empty() || (accept_waiting && self.accept_paused_until.is_none()) {
             return Some(Duration::ZERO);
@@ -263,7 +271,7 @@ impl<H: Handler> Server<H> {
         if let Some(p) = self.accept_paused_until {
             next = Some(next.map_or(p, |n| n.min(p)));
         }
-        next.map(|t| t.saturating_duration_since(now) + Duration::from_millis(1))
+        next.map(|t| Duration::from_millis(t.saturating_sub(now) + 1))
     }
 
     fn accept_all(&mut self) {
@@ -290,7 +298,7 @@ impl<H: Handler> Server<H> {
                 }
                 Err(e) if is_out_of_descriptors(&e) => {
                     log::warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused_until = Some(self.shared.now + ACCEPT_BACKOFF);
+                    self.accept_paused_until = Some(self.shared.now + millis(ACCEPT_BACKOFF));
                     return;
                 }
                 Err(e) => log::debug!("accept: {e}"),
@@ -313,13 +321,13 @@ impl<H: Handler> Server<H> {
             log::debug!("register: {e}");
             return;
         }
-        self.next_id += 1;
+        self.next_id = self.next_id.wrapping_add(1);
         let e = entry.insert(Entry {
             stream,
             session: Session::new(self.shared.now, &self.shared.settings),
             id: self.next_id,
             queued: false,
-            timer: None,
+            timer: 0,
         });
         let mut p = Progress::Idle;
         if full {
@@ -365,10 +373,9 @@ impl<H: Handler> Server<H> {
             e.queued = true;
             self.ready.push(key);
         }
-        let d = e.session.deadline();
-        if let Some(when) = d.filter(|_| d != e.timer) {
-            e.timer = d;
-            self.timers.push(Reverse((when, key, e.id)));
+        if let Some(when) = e.session.deadline().filter(|&d| d != e.timer) {
+            e.timer = when;
+            self.timers.push(Reverse((when, key as u32, e.id)));
         }
     }
 
@@ -402,13 +409,14 @@ impl<H: Handler> Server<H> {
                 break;
             }
             self.timers.pop();
+            let key = key as usize;
             let Some(e) = self.conns.get_mut(key) else {
                 continue;
             };
-            if e.id != id || e.timer != Some(when) {
+            if e.id != id || e.timer != when {
                 continue;
             }
-            e.timer = None;
+            e.timer = 0;
             let p = e.session.on_timeout(now);
             self.schedule(key, p);
         }

@@ -21,10 +21,10 @@
 //!   report new bytes), so no second read is spent just to see `WouldBlock`.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::buffer::{Backlog, Pool, ReadBuf};
-use crate::conn::{Conn, Settings, State};
+use crate::conn::{millis, Conn, Millis, Settings, State};
 use crate::handler::Handler;
 use crate::output::{Output, MAX_SEGS, SCRATCH};
 
@@ -56,7 +56,7 @@ pub struct Shared<H> {
     /// Most unsent bytes a connection may hold before it is no longer read.
     pub max_backlog: usize,
     /// The time of this loop turn.
-    pub now: Instant,
+    pub now: Millis,
 }
 
 impl<H: Handler> Shared<H> {
@@ -79,7 +79,7 @@ impl<H: Handler> Shared<H> {
             out: Box::new(Output::new()),
             handler,
             max_backlog,
-            now: Instant::now(),
+            now: 1,
         }
     }
 
@@ -114,8 +114,9 @@ pub struct Session {
     writable: bool,
     /// Reading stopped because output is not draining.
     read_blocked: bool,
-    /// FIN sent; reading only to see the peer's FIN, until this time.
-    linger_until: Option<Instant>,
+    /// FIN sent; reading only to see the peer's FIN, until this time (0: not
+    /// lingering).
+    linger_until: Millis,
     /// The peer sent FIN: nothing more to read, output still owed.
     peer_eof: bool,
     /// Readiness said the peer closed its side: read to the end even after
@@ -124,14 +125,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(now: Instant, settings: &Settings) -> Session {
+    pub fn new(now: Millis, settings: &Settings) -> Session {
         Session {
             core: Conn::new(now, settings),
             rbuf: None,
             backlog: Backlog::default(),
             writable: true,
             read_blocked: false,
-            linger_until: None,
+            linger_until: 0,
             peer_eof: false,
             read_closed: false,
         }
@@ -150,8 +151,12 @@ impl Session {
         (self.rbuf.is_some(), !self.backlog.is_empty())
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
-        self.linger_until.or_else(|| self.core.deadline())
+    pub fn deadline(&self) -> Option<Millis> {
+        if self.linger_until != 0 {
+            Some(self.linger_until)
+        } else {
+            self.core.deadline()
+        }
     }
 
     /// Give the buffers back; call before dropping the session.
@@ -182,7 +187,7 @@ impl Session {
             if self.peer_eof {
                 break Progress::Idle;
             }
-            if self.linger_until.is_some() || self.core.is_closed() {
+            if self.linger_until != 0 || self.core.is_closed() {
                 match self.discard_input(io, sh) {
                     Ok(true) => continue,
                     Ok(false) => break Progress::Idle,
@@ -258,8 +263,8 @@ impl Session {
     }
 
     /// A deadline from [`deadline`](Self::deadline) may have passed.
-    pub fn on_timeout(&mut self, now: Instant) -> Progress {
-        if self.linger_until.is_some_and(|t| now >= t) {
+    pub fn on_timeout(&mut self, now: Millis) -> Progress {
+        if self.linger_until != 0 && now >= self.linger_until {
             return Progress::Done;
         }
         self.core.on_timeout(now);
@@ -419,14 +424,11 @@ impl Session {
         sh: &mut Shared<H>,
         progress: Progress,
     ) -> Progress {
-        if self.core.state() == State::Closed
-            && self.linger_until.is_none()
-            && self.backlog.is_empty()
-        {
+        if self.core.state() == State::Closed && self.linger_until == 0 && self.backlog.is_empty() {
             if self.peer_eof || io.shutdown_write().is_err() {
                 return Progress::Done;
             }
-            self.linger_until = Some(sh.now + LINGER);
+            self.linger_until = sh.now + millis(LINGER);
             if let Some(r) = self.rbuf.take() {
                 sh.read_pool.give(r.into_inner());
             }

@@ -85,12 +85,12 @@ struct Driver {
     out: Output,
     s: Settings,
     wire: Vec<u8>,
-    now: Instant,
+    now: Millis,
 }
 
 impl Driver {
     fn new(s: Settings, buf_size: usize) -> Driver {
-        let now = Instant::now();
+        let now = 1_000;
         Driver {
             conn: Conn::new(now, &s),
             rb: ReadBuf::new(vec![0xEE; buf_size].into_boxed_slice()),
@@ -477,19 +477,20 @@ fn oversized_head_is_431_even_byte_by_byte() {
 #[test]
 fn deadlines() {
     let s = Settings::default();
-    let t0 = Instant::now();
+    let t0 = 1_000;
+    let hs = millis(s.handshake_timeout);
     let mut c = Conn::new(t0, &s);
-    assert_eq!(c.deadline(), Some(t0 + s.handshake_timeout));
-    c.on_timeout(t0 + s.handshake_timeout / 2);
+    assert_eq!(c.deadline(), Some(t0 + hs));
+    c.on_timeout(t0 + hs / 2);
     assert_eq!(c.state(), State::Handshake);
-    c.on_timeout(t0 + s.handshake_timeout);
+    c.on_timeout(t0 + hs);
     assert!(c.is_closed());
 
     let mut d = Driver::new(s.clone(), 16384);
     d.feed(&open_with(&[msg(opcode::TEXT, b"\xff")]));
     assert_eq!(d.conn.state(), State::CloseSent);
     let dl = d.conn.deadline().unwrap();
-    assert_eq!(dl, d.now + s.close_timeout);
+    assert_eq!(dl, d.now + millis(s.close_timeout));
     d.conn.on_timeout(dl);
     assert!(d.conn.is_closed());
 }

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::conn::millis;
 use crate::frame::{self, opcode, Role};
 use crate::handler::Echo;
 use crate::testutil::{client_frame, request};
@@ -305,7 +306,7 @@ fn close_handshake_sends_fin_then_waits_for_the_peer() {
     let p = s.on_readable(&mut io, &mut sh, 4);
     assert!(io.fin_sent, "server closes TCP first");
     assert_eq!(p, Progress::More);
-    assert_eq!(s.deadline(), Some(sh.now + LINGER));
+    assert_eq!(s.deadline(), Some(sh.now + millis(LINGER)));
     io.eof = true;
     assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Done);
     assert!(io.output.ends_with(&[0x88, 0x02, 0x03, 0xE8]));
@@ -330,8 +331,20 @@ fn stalled_handshake_times_out() {
     io.input.extend(b"GET / HTTP/1.1\r\nHost");
     s.on_readable(&mut io, &mut sh, 4);
     let d = s.deadline().expect("handshake deadline");
-    assert_eq!(s.on_timeout(d - Duration::from_millis(1)), Progress::Idle);
+    assert_eq!(s.on_timeout(d - 1), Progress::Idle);
     assert_eq!(s.on_timeout(d), Progress::Done);
     s.release(&mut sh);
     assert_eq!(sh.read_pool.in_use(), 0);
+}
+
+#[test]
+fn an_idle_session_is_small() {
+    // Every connection pays this, buffers or not: keep it within the budget
+    // that makes an idle connection cost under 256 bytes of heap with its
+    // socket and slab slot.
+    assert!(
+        std::mem::size_of::<Session>() <= 112,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
 }
