@@ -56,6 +56,15 @@ pub struct Settings {
     /// Longest echo frame: longer frames go back in pieces of this size, cut
     /// at fixed offsets. It must fit in the read buffer.
     pub chunk_size: usize,
+    /// Close (1001) a connection from which nothing has arrived for this
+    /// long. `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Ping a connection from which nothing has arrived for this long.
+    /// `None`: never.
+    pub ping_interval: Option<Duration>,
+    /// After a ping, how long the peer has to send anything (its pong)
+    /// before the connection is closed as dead.
+    pub pong_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -66,6 +75,9 @@ impl Default for Settings {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             chunk_size: 16 << 10,
+            idle_timeout: None,
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -84,13 +96,12 @@ pub struct Conn {
     state: State,
     /// After a framing error nothing more can be parsed: drop all input.
     discard: bool,
-    /// Handshake: bytes of the request head already searched.
-    scanned: u32,
     /// Inside a data frame (its header is consumed).
     in_frame: bool,
     /// Payload bytes of the current data frame not yet echoed or skipped.
     remaining: u64,
-    /// Bytes of the current chunk already in the buffer, unmasked.
+    /// Bytes of the current chunk already in the buffer, unmasked; during
+    /// the handshake, bytes of the request head already searched.
     got: u32,
     /// Of those, bytes validated as UTF-8 (a text chunk).
     checked: u32,
@@ -107,8 +118,14 @@ pub struct Conn {
     msg_len: u64,
     carry: [u8; 3],
     carry_len: u8,
-    /// When `on_timeout` is due; 0: never.
+    /// When `on_timeout` is due; 0: never. While open it is the next
+    /// heartbeat or idle check, moved only when it fires (so traffic costs
+    /// a store of `last_rx`, not a timer update).
     deadline: Millis,
+    /// When bytes last arrived (open connections).
+    last_rx: Millis,
+    /// A heartbeat ping went out and nothing has arrived since.
+    pinged: bool,
 }
 
 impl Conn {
@@ -116,7 +133,6 @@ impl Conn {
         Conn {
             state: State::Handshake,
             discard: false,
-            scanned: 0,
             in_frame: false,
             remaining: 0,
             got: 0,
@@ -131,6 +147,8 @@ impl Conn {
             carry: [0; 3],
             carry_len: 0,
             deadline: now + millis(s.handshake_timeout),
+            last_rx: now,
+            pinged: false,
         }
     }
 
@@ -147,12 +165,59 @@ impl Conn {
         (self.deadline != 0).then_some(self.deadline)
     }
 
-    /// The deadline passed: a handshake that took too long, or a peer that
-    /// never answered our close. Either way the connection is done.
-    pub fn on_timeout(&mut self, now: Millis) {
-        if self.deadline != 0 && now >= self.deadline {
+    /// Time passed; act on whatever is due. A handshake that took too long
+    /// or a peer that never answered our close ends the connection. An open
+    /// connection silent for `ping_interval` gets a ping; silent for
+    /// `pong_timeout` more, or for `idle_timeout`, it is closed with 1001.
+    pub fn on_timeout(&mut self, now: Millis, out: &mut Output, s: &Settings) {
+        if self.deadline == 0 || now < self.deadline {
+            return;
+        }
+        if self.state != State::Open {
             self.deadline = 0;
             self.state = State::Closed;
+            return;
+        }
+        if s.idle_timeout
+            .is_some_and(|i| now >= self.last_rx + millis(i))
+        {
+            log::debug!("idle timeout");
+            self.send_close(close_code::GOING_AWAY, out, s, now);
+            return;
+        }
+        if let Some(p) = s.ping_interval {
+            let ping_at = self.last_rx + millis(p);
+            if self.pinged && now >= ping_at + millis(s.pong_timeout) {
+                // No answer: say so, but do not wait for a close from a peer
+                // that has stopped talking.
+                log::debug!("no pong within {:?}", s.pong_timeout);
+                self.send_close(close_code::GOING_AWAY, out, s, now);
+                self.state = State::Closed;
+                self.deadline = 0;
+                return;
+            }
+            if !self.pinged && now >= ping_at {
+                out.push_bytes(&[0x80 | opcode::PING, 0]);
+                self.pinged = true;
+            }
+        }
+        self.deadline = self.next_check(s);
+    }
+
+    /// The next heartbeat or idle check of an open connection (0: none).
+    fn next_check(&self, s: &Settings) -> Millis {
+        let idle = s.idle_timeout.map(|i| self.last_rx + millis(i));
+        let ping = s.ping_interval.map(|p| {
+            let at = self.last_rx + millis(p);
+            if self.pinged {
+                at + millis(s.pong_timeout)
+            } else {
+                at
+            }
+        });
+        match (idle, ping) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
         }
     }
 
@@ -195,8 +260,13 @@ impl Conn {
         now: Millis,
     ) -> usize {
         let mut pos = start;
+        if self.state == State::Open {
+            // Anything from the peer proves it alive.
+            self.last_rx = now;
+            self.pinged = false;
+        }
         if self.state == State::Handshake {
-            match self.handshake(buf, start, out, s, h) {
+            match self.handshake(buf, start, out, s, h, now) {
                 Some(p) => pos = p,
                 None if self.state == State::Handshake => return start,
                 None => return buf.len(),
@@ -219,12 +289,13 @@ impl Conn {
         out: &mut Output,
         s: &Settings,
         h: &mut H,
+        now: Millis,
     ) -> Option<usize> {
         let head = &buf[start..];
-        let end = match handshake::scan_head(head, self.scanned as usize, &s.handshake) {
+        let end = match handshake::scan_head(head, self.got as usize, &s.handshake) {
             Ok(Some(end)) => end,
             Ok(None) => {
-                self.scanned = head.len() as u32;
+                self.got = head.len() as u32;
                 return None;
             }
             Err(e) => {
@@ -238,7 +309,9 @@ impl Conn {
                 let n = handshake::write_upgrade_response(out.scratch_space(), &accept, protocol);
                 out.commit_scratch(n);
                 self.state = State::Open;
-                self.deadline = 0;
+                self.got = 0;
+                self.last_rx = now;
+                self.deadline = self.next_check(s);
                 h.on_open(protocol);
                 Some(start + end)
             }

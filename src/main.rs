@@ -1,4 +1,9 @@
 //! The `zerows` binary: a WebSocket echo endpoint.
+//!
+//! It parses options, binds the listeners (one set per event loop, with
+//! `SO_REUSEPORT` when there are several loops), runs the loops on their own
+//! threads and turns SIGINT/SIGTERM into a graceful shutdown; a second signal
+//! exits at once.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -13,7 +18,8 @@ use zerows::server::{Config, Server};
 /// A zero-copy, high-throughput WebSocket (RFC 6455) echo server.
 ///
 /// Every text and binary message is sent back unchanged. A plain browser GET
-/// of the served path returns a small page to try it out.
+/// of the served path returns a small page to try it out. Durations are in
+/// seconds (fractions allowed); 0 turns a timeout or the heartbeat off.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -52,11 +58,11 @@ struct Args {
     #[arg(long, env = "ZEROWS_CHUNK_SIZE", default_value_t = 16 << 10)]
     chunk_size: usize,
 
-    /// Idle buffers of each kind kept for reuse.
+    /// Idle buffers of each kind kept for reuse, per event loop.
     #[arg(long, env = "ZEROWS_POOL_IDLE", default_value_t = 1024)]
     pool_idle: usize,
 
-    /// Past this many connections, new ones are answered 503.
+    /// Past this many connections (per event loop), new ones are answered 503.
     #[arg(long, env = "ZEROWS_MAX_CONNECTIONS", default_value_t = 100_000)]
     max_connections: usize,
 
@@ -68,9 +74,29 @@ struct Args {
     #[arg(long, env = "ZEROWS_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
     handshake_timeout: f64,
 
+    /// Seconds without anything from a peer before it is closed with 1001 (0: never).
+    #[arg(long, env = "ZEROWS_IDLE_TIMEOUT", default_value_t = 0.0)]
+    idle_timeout: f64,
+
+    /// Seconds without anything from a peer before the server pings it (0: no heartbeat).
+    #[arg(long, env = "ZEROWS_PING_INTERVAL", default_value_t = 30.0)]
+    ping_interval: f64,
+
+    /// Seconds a pinged peer has to answer before it is closed as dead.
+    #[arg(long, env = "ZEROWS_PONG_TIMEOUT", default_value_t = 30.0)]
+    pong_timeout: f64,
+
     /// Seconds to wait for the peer's close frame after sending ours.
     #[arg(long, env = "ZEROWS_CLOSE_TIMEOUT", default_value_t = 5.0)]
     close_timeout: f64,
+
+    /// Seconds output may wait on a peer that reads nothing before it is dropped.
+    #[arg(long, env = "ZEROWS_STALL_TIMEOUT", default_value_t = 30.0)]
+    stall_timeout: f64,
+
+    /// On SIGINT/SIGTERM, seconds to wait for close handshakes and pending echoes.
+    #[arg(long, env = "ZEROWS_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
+    shutdown_timeout: f64,
 
     /// Origin allowed besides the request's own host (repeatable; `*` allows all).
     #[arg(long, env = "ZEROWS_ALLOW_ORIGIN", value_delimiter = ',')]
@@ -79,64 +105,163 @@ struct Args {
     /// Subprotocol supported, in order of preference (repeatable).
     #[arg(long, env = "ZEROWS_SUBPROTOCOL", value_delimiter = ',')]
     subprotocol: Vec<String>,
+
+    /// Independent event loops, each on its own thread, sharing the port with
+    /// SO_REUSEPORT; nothing is shared between them.
+    #[arg(long, env = "ZEROWS_THREADS", default_value_t = 1)]
+    threads: usize,
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("--{what}: not a duration: {s}"))
 }
 
-fn config(a: Args) -> Result<Config, String> {
+/// A duration where 0 means "off".
+fn optional(s: f64, what: &str) -> Result<Option<Duration>, String> {
+    seconds(s, what).map(|d| (!d.is_zero()).then_some(d))
+}
+
+fn config(a: &Args) -> Result<Config, String> {
     let settings = Settings {
         handshake: HandshakeConfig {
-            path: a.path,
-            allowed_origins: a.allow_origin,
-            subprotocols: a.subprotocol,
+            path: a.path.clone(),
+            allowed_origins: a.allow_origin.clone(),
+            subprotocols: a.subprotocol.clone(),
             max_header_bytes: a.max_header_bytes,
         },
         max_message: a.max_message_size,
         handshake_timeout: seconds(a.handshake_timeout, "handshake-timeout")?,
         close_timeout: seconds(a.close_timeout, "close-timeout")?,
         chunk_size: a.chunk_size,
+        idle_timeout: optional(a.idle_timeout, "idle-timeout")?,
+        ping_interval: optional(a.ping_interval, "ping-interval")?,
+        pong_timeout: seconds(a.pong_timeout, "pong-timeout")?,
     };
     let c = Config {
-        listen: a.listen,
+        listen: a.listen.clone(),
         settings,
         read_buffer: a.read_buffer,
         write_buffer: a.write_buffer,
         max_backlog: a.max_backlog,
         pool_idle: a.pool_idle,
         max_connections: a.max_connections,
+        stall_timeout: seconds(a.stall_timeout, "stall-timeout")?,
+        shutdown_timeout: seconds(a.shutdown_timeout, "shutdown-timeout")?,
         ..Config::default()
     };
     c.validate()?;
+    if a.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
     Ok(c)
+}
+
+/// A listener for `addr`; with `reuse_port`, several loops can each bind
+/// one and the kernel spreads connections between them.
+fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match config(Args::parse()) {
+    let args = Args::parse();
+    let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zerows: {e}");
             return ExitCode::from(2);
         }
     };
-    let path = config.settings.handshake.path.clone();
-    let mut server = match Server::bind(config, Echo) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("zerows: cannot listen: {e}");
-            return ExitCode::FAILURE;
+    let reuse_port = args.threads > 1;
+    let mut servers = Vec::new();
+    for _ in 0..args.threads {
+        let listeners: std::io::Result<Vec<_>> = config
+            .listen
+            .iter()
+            .map(|&a| listener(a, reuse_port))
+            .collect();
+        match listeners.and_then(|l| Server::with_listeners(config.clone(), l, Echo)) {
+            Ok(s) => servers.push(s),
+            Err(e) => {
+                eprintln!("zerows: cannot listen: {e}");
+                return ExitCode::FAILURE;
+            }
         }
-    };
-    for addr in server.local_addrs() {
+    }
+    let path = &config.settings.handshake.path;
+    for addr in servers[0].local_addrs() {
         println!("zerows listening on ws://{addr}{path} (page: http://{addr}{path})");
     }
-    match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("zerows: event loop failed: {e}");
-            ExitCode::FAILURE
+    log::info!(
+        "{} event loop(s); max message {} B, read buffer {} B, backlog limit {} B, max {} connections per loop",
+        args.threads,
+        config.settings.max_message,
+        config.read_buffer,
+        config.max_backlog,
+        config.max_connections
+    );
+
+    let stoppers: Vec<_> = servers.iter().map(Server::stopper).collect();
+    if let Err(e) = watch_signals(stoppers) {
+        eprintln!("zerows: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    let loops: Vec<_> = servers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            std::thread::Builder::new()
+                .name(format!("zerows-loop-{i}"))
+                .spawn(move || s.run())
+                .expect("spawn event loop thread")
+        })
+        .collect();
+    let mut code = ExitCode::SUCCESS;
+    for l in loops {
+        match l.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                eprintln!("zerows: event loop failed: {e}");
+                code = ExitCode::FAILURE;
+            }
+            Err(_) => code = ExitCode::FAILURE,
         }
     }
+    log::info!("bye");
+    code
+}
+
+/// First SIGINT/SIGTERM: stop every loop gracefully. Second: exit now.
+fn watch_signals(stoppers: Vec<zerows::server::Stopper>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("zerows-signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    log::info!("signal {sig}: shutting down (again to exit at once)");
+                    for s in &stoppers {
+                        s.stop();
+                    }
+                } else {
+                    log::warn!("signal {sig} again: exiting now");
+                    std::process::exit(128 + sig);
+                }
+            }
+        })?;
+    Ok(())
 }

@@ -57,6 +57,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Reads per connection per readiness event before yielding.
     pub read_budget: usize,
+    /// How long output may wait on a peer that reads nothing before the
+    /// connection is dropped.
+    pub stall_timeout: Duration,
+    /// On stop, how long to wait for close handshakes and pending echoes.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             pool_idle: 1024,
             max_connections: 100_000,
             read_budget: 4,
+            stall_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -94,9 +101,6 @@ impl Config {
         }
         if self.write_buffer < 1024 {
             return Err("write buffer must be at least 1024 B".into());
-        }
-        if self.listen.is_empty() {
-            return Err("no listen address".into());
         }
         Ok(())
     }
@@ -151,18 +155,41 @@ pub struct Server<H> {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     stats: Stats,
+    shutting_down: bool,
 }
 
 impl<H: Handler> Server<H> {
     /// Bind every listen address. Nothing runs until [`run`](Self::run).
     pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
+        if config.listen.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no listen address",
+            ));
+        }
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push(std::net::TcpListener::bind(addr)?);
+        }
+        Self::with_listeners(config, listeners, handler)
+    }
+
+    /// Serve on listeners bound by the caller (with socket options of its
+    /// choosing, such as `SO_REUSEPORT` for one loop per core, or handed
+    /// over by a service manager). `config.listen` is not used.
+    pub fn with_listeners(
+        config: Config,
+        std_listeners: Vec<std::net::TcpListener>,
+        handler: H,
+    ) -> io::Result<Server<H>> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
-        for (i, addr) in config.listen.iter().enumerate() {
-            let mut l = TcpListener::bind(*addr)?;
+        for (i, l) in std_listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let mut l = TcpListener::from_std(l);
             poll.registry()
                 .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             listeners.push((l, true));
@@ -170,13 +197,14 @@ impl<H: Handler> Server<H> {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let read_pool = Pool::new(config.read_buffer, config.pool_idle, 4);
         let write_pool = Pool::new(config.write_buffer, config.pool_idle, 4);
-        let shared = Shared::new(
+        let mut shared = Shared::new(
             config.settings.clone(),
             read_pool,
             write_pool,
             config.max_backlog,
             handler,
         );
+        shared.stall_timeout = millis(config.stall_timeout);
         Ok(Server {
             poll,
             listeners,
@@ -192,6 +220,7 @@ impl<H: Handler> Server<H> {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             stats: Stats::default(),
+            shutting_down: false,
         })
     }
 
@@ -218,11 +247,29 @@ impl<H: Handler> Server<H> {
         self.conns.len()
     }
 
-    /// Run until stopped.
+    /// Run until stopped, then shut down gracefully: every connection gets
+    /// a close (1001), new ones get 503, and the loop returns once all are
+    /// gone or `shutdown_timeout` has passed.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        while !self.stop.load(Ordering::Relaxed) {
-            let timeout = self.poll_timeout();
+        let mut drain_until: Option<Millis> = None;
+        loop {
+            if drain_until.is_none() && self.stop.load(Ordering::Relaxed) {
+                self.shared.now = self.clock();
+                drain_until = Some(self.shared.now + millis(self.config.shutdown_timeout));
+                self.begin_shutdown();
+            }
+            if let Some(until) = drain_until {
+                if self.conns.is_empty() || self.clock() >= until {
+                    log::info!("shut down with {} connections left", self.conns.len());
+                    return Ok(());
+                }
+            }
+            let mut timeout = self.poll_timeout();
+            if let Some(until) = drain_until {
+                let left = Duration::from_millis(until.saturating_sub(self.clock()) + 1);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -253,7 +300,26 @@ impl<H: Handler> Server<H> {
             self.run_ready();
             self.expire_timers();
         }
-        Ok(())
+    }
+
+    fn begin_shutdown(&mut self) {
+        log::info!("shutting down: closing {} connections", self.conns.len());
+        self.shutting_down = true;
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let e = &mut self.conns[key];
+            let p = e.session.close(
+                &mut e.stream,
+                &mut self.shared,
+                crate::error::close_code::GOING_AWAY,
+            );
+            self.schedule(key, p);
+        }
+    }
+
+    /// Whether the loop is shutting down (new connections are refused).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// Milliseconds since the loop started, from 1 (0 means "no deadline").
@@ -310,7 +376,7 @@ impl<H: Handler> Server<H> {
     fn add(&mut self, mut stream: TcpStream) {
         self.stats.accepted += 1;
         let _ = stream.set_nodelay(true);
-        let full = self.conns.len() >= self.config.max_connections;
+        let full = self.conns.len() >= self.config.max_connections || self.shutting_down;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(
@@ -373,7 +439,8 @@ impl<H: Handler> Server<H> {
             e.queued = true;
             self.ready.push(key);
         }
-        if let Some(when) = e.session.deadline().filter(|&d| d != e.timer) {
+        let stall = self.shared.stall_timeout;
+        if let Some(when) = e.session.deadline(stall).filter(|&d| d != e.timer) {
             e.timer = when;
             self.timers.push(Reverse((when, key as u32, e.id)));
         }
@@ -417,7 +484,7 @@ impl<H: Handler> Server<H> {
                 continue;
             }
             e.timer = 0;
-            let p = e.session.on_timeout(now);
+            let p = e.session.on_timeout(&mut e.stream, &mut self.shared);
             self.schedule(key, p);
         }
     }

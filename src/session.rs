@@ -55,6 +55,9 @@ pub struct Shared<H> {
     pub handler: H,
     /// Most unsent bytes a connection may hold before it is no longer read.
     pub max_backlog: usize,
+    /// How long output may wait on a socket that takes nothing before the
+    /// connection is dropped.
+    pub stall_timeout: Millis,
     /// The time of this loop turn.
     pub now: Millis,
 }
@@ -79,6 +82,7 @@ impl<H: Handler> Shared<H> {
             out: Box::new(Output::new()),
             handler,
             max_backlog,
+            stall_timeout: 30_000,
             now: 1,
         }
     }
@@ -114,14 +118,17 @@ pub struct Session {
     writable: bool,
     /// Reading stopped because output is not draining.
     read_blocked: bool,
-    /// FIN sent; reading only to see the peer's FIN, until this time (0: not
-    /// lingering).
-    linger_until: Millis,
+    /// FIN sent; reading only to see the peer's FIN, until `clock`.
+    lingering: bool,
     /// The peer sent FIN: nothing more to read, output still owed.
     peer_eof: bool,
     /// Readiness said the peer closed its side: read to the end even after
     /// a short read, since no further edge will announce the FIN.
     read_closed: bool,
+    /// Lingering: until when. Otherwise: since when output has been waiting
+    /// on a socket that takes nothing (0: it is not). One field for both,
+    /// since lingering starts only once all output is out.
+    clock: Millis,
 }
 
 impl Session {
@@ -132,9 +139,10 @@ impl Session {
             backlog: Backlog::default(),
             writable: true,
             read_blocked: false,
-            linger_until: 0,
+            lingering: false,
             peer_eof: false,
             read_closed: false,
+            clock: 0,
         }
     }
 
@@ -151,11 +159,16 @@ impl Session {
         (self.rbuf.is_some(), !self.backlog.is_empty())
     }
 
-    pub fn deadline(&self) -> Option<Millis> {
-        if self.linger_until != 0 {
-            Some(self.linger_until)
-        } else {
-            self.core.deadline()
+    /// When [`on_timeout`](Self::on_timeout) is next due, given the stall
+    /// limit of `Shared::stall_timeout`.
+    pub fn deadline(&self, stall_timeout: Millis) -> Option<Millis> {
+        if self.lingering {
+            return Some(self.clock);
+        }
+        let stall = (self.clock != 0).then(|| self.clock + stall_timeout);
+        match (stall, self.core.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -187,7 +200,7 @@ impl Session {
             if self.peer_eof {
                 break Progress::Idle;
             }
-            if self.linger_until != 0 || self.core.is_closed() {
+            if self.lingering || self.core.is_closed() {
                 match self.discard_input(io, sh) {
                     Ok(true) => continue,
                     Ok(false) => break Progress::Idle,
@@ -263,17 +276,31 @@ impl Session {
     }
 
     /// A deadline from [`deadline`](Self::deadline) may have passed.
-    pub fn on_timeout(&mut self, now: Millis) -> Progress {
-        if self.linger_until != 0 && now >= self.linger_until {
+    pub fn on_timeout<S: Transport, H: Handler>(
+        &mut self,
+        io: &mut S,
+        sh: &mut Shared<H>,
+    ) -> Progress {
+        let now = sh.now;
+        if self.lingering && now >= self.clock {
             return Progress::Done;
         }
-        self.core.on_timeout(now);
-        if self.core.is_closed() {
+        if !self.lingering && self.clock != 0 && now >= self.clock + sh.stall_timeout {
+            log::debug!("peer stopped reading; dropping it");
+            return Progress::Done;
+        }
+        let before = self.core.state();
+        sh.out.clear();
+        self.core.on_timeout(now, &mut sh.out, &sh.settings);
+        if self.core.is_closed() && before != State::Open {
             // A stalled handshake or a peer that never answered our close:
             // nothing more is owed to it.
             return Progress::Done;
         }
-        Progress::Idle
+        if self.send(io, sh, &[]).is_err() {
+            return Progress::Done;
+        }
+        self.after_io(io, sh, Progress::Idle)
     }
 
     /// Close from our side with `code` (shutdown, idle peer).
@@ -372,9 +399,7 @@ impl Session {
                     }
                 }
             }
-            if written < total {
-                self.writable = false;
-            }
+            self.wrote(written, total, sh.now);
         }
         let k = written.min(self.backlog.len());
         self.backlog.consume(k, &mut sh.write_pool);
@@ -397,6 +422,21 @@ impl Session {
         Ok(())
     }
 
+    /// Account for a write of `written` of `total` bytes: a short write
+    /// means the socket is full until the next writable edge, and starts the
+    /// stall clock unless it is already running; any progress stops it.
+    fn wrote(&mut self, written: usize, total: usize, now: Millis) {
+        if written > 0 {
+            self.clock = 0;
+        }
+        if written < total {
+            self.writable = false;
+            if self.clock == 0 {
+                self.clock = now;
+            }
+        }
+    }
+
     /// One `writev` of the backlog alone.
     fn write_backlog<S: Transport, H>(&mut self, io: &mut S, sh: &mut Shared<H>) -> Result<(), ()> {
         let mut iov = [IoSlice::new(&[]); BACKLOG_IOV];
@@ -410,9 +450,7 @@ impl Session {
                 Err(_) => return Err(()),
             }
         };
-        if written < total {
-            self.writable = false;
-        }
+        self.wrote(written, total, sh.now);
         self.backlog.consume(written, &mut sh.write_pool);
         Ok(())
     }
@@ -424,11 +462,12 @@ impl Session {
         sh: &mut Shared<H>,
         progress: Progress,
     ) -> Progress {
-        if self.core.state() == State::Closed && self.linger_until == 0 && self.backlog.is_empty() {
+        if self.core.state() == State::Closed && !self.lingering && self.backlog.is_empty() {
             if self.peer_eof || io.shutdown_write().is_err() {
                 return Progress::Done;
             }
-            self.linger_until = sh.now + millis(LINGER);
+            self.lingering = true;
+            self.clock = sh.now + millis(LINGER);
             if let Some(r) = self.rbuf.take() {
                 sh.read_pool.give(r.into_inner());
             }

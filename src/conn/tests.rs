@@ -481,9 +481,10 @@ fn deadlines() {
     let hs = millis(s.handshake_timeout);
     let mut c = Conn::new(t0, &s);
     assert_eq!(c.deadline(), Some(t0 + hs));
-    c.on_timeout(t0 + hs / 2);
+    let mut out = Output::new();
+    c.on_timeout(t0 + hs / 2, &mut out, &s);
     assert_eq!(c.state(), State::Handshake);
-    c.on_timeout(t0 + hs);
+    c.on_timeout(t0 + hs, &mut out, &s);
     assert!(c.is_closed());
 
     let mut d = Driver::new(s.clone(), 16384);
@@ -491,7 +492,7 @@ fn deadlines() {
     assert_eq!(d.conn.state(), State::CloseSent);
     let dl = d.conn.deadline().unwrap();
     assert_eq!(dl, d.now + millis(s.close_timeout));
-    d.conn.on_timeout(dl);
+    d.conn.on_timeout(dl, &mut out, &s);
     assert!(d.conn.is_closed());
 }
 
@@ -507,4 +508,77 @@ fn server_initiated_close() {
     d.feed(&msg(opcode::CLOSE, &1001u16.to_be_bytes()));
     assert!(d.conn.is_closed());
     assert_eq!(observe(&d.wire).close, Some(Some(1001)));
+}
+
+/// Run `on_timeout` at `at` and return what it sent.
+fn tick(d: &mut Driver, at: Millis) -> Vec<u8> {
+    let mut out = Output::new();
+    d.conn.on_timeout(at, &mut out, &d.s);
+    let mut v = Vec::new();
+    out.extend_vec(&[], &mut v);
+    v
+}
+
+#[test]
+fn heartbeat_pings_a_silent_peer_and_closes_a_dead_one() {
+    let s = Settings {
+        ping_interval: Some(Duration::from_secs(30)),
+        pong_timeout: Duration::from_secs(10),
+        idle_timeout: None,
+        ..Settings::default()
+    };
+    let mut d = Driver::new(s, 16384);
+    d.feed(&request());
+    let t0 = d.now;
+    assert_eq!(d.conn.deadline(), Some(t0 + 30_000));
+    assert!(tick(&mut d, t0 + 29_999).is_empty(), "nothing due yet");
+    assert_eq!(tick(&mut d, t0 + 30_000), [0x89, 0x00], "a ping");
+    assert_eq!(d.conn.deadline(), Some(t0 + 40_000));
+    // The pong (any frame) proves the peer alive: the next ping is 30 s
+    // after it.
+    d.now = t0 + 35_000;
+    d.feed(&msg(opcode::PONG, b""));
+    assert_eq!(
+        tick(&mut d, t0 + 40_000),
+        b"",
+        "no close: the peer answered"
+    );
+    assert_eq!(d.conn.deadline(), Some(t0 + 65_000));
+    assert_eq!(tick(&mut d, t0 + 65_000), [0x89, 0x00]);
+    // Silence after the ping: closed with 1001, without waiting for the
+    // dead peer's close.
+    assert_eq!(tick(&mut d, t0 + 75_000), [0x88, 0x02, 0x03, 0xE9]);
+    assert!(d.conn.is_closed());
+}
+
+#[test]
+fn idle_timeout_closes_with_1001_and_waits_for_the_close() {
+    let s = Settings {
+        ping_interval: None,
+        idle_timeout: Some(Duration::from_secs(60)),
+        ..Settings::default()
+    };
+    let mut d = Driver::new(s, 16384);
+    d.feed(&request());
+    let t0 = d.now;
+    d.now = t0 + 50_000;
+    d.feed(&msg(opcode::TEXT, b"still here"));
+    // The check armed at open fires at t0+60 s, finds traffic at t0+50 s,
+    // and re-arms for t0+110 s.
+    assert!(tick(&mut d, t0 + 60_000).is_empty());
+    assert_eq!(d.conn.deadline(), Some(t0 + 110_000));
+    assert_eq!(tick(&mut d, t0 + 110_000), [0x88, 0x02, 0x03, 0xE9]);
+    assert_eq!(d.conn.state(), State::CloseSent);
+}
+
+#[test]
+fn no_heartbeat_no_deadline() {
+    let s = Settings {
+        ping_interval: None,
+        idle_timeout: None,
+        ..Settings::default()
+    };
+    let mut d = Driver::new(s, 16384);
+    d.feed(&request());
+    assert_eq!(d.conn.deadline(), None);
 }

@@ -306,7 +306,7 @@ fn close_handshake_sends_fin_then_waits_for_the_peer() {
     let p = s.on_readable(&mut io, &mut sh, 4);
     assert!(io.fin_sent, "server closes TCP first");
     assert_eq!(p, Progress::More);
-    assert_eq!(s.deadline(), Some(sh.now + millis(LINGER)));
+    assert_eq!(s.deadline(sh.stall_timeout), Some(sh.now + millis(LINGER)));
     io.eof = true;
     assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Done);
     assert!(io.output.ends_with(&[0x88, 0x02, 0x03, 0xE8]));
@@ -330,9 +330,11 @@ fn stalled_handshake_times_out() {
     let mut io = Mem::new();
     io.input.extend(b"GET / HTTP/1.1\r\nHost");
     s.on_readable(&mut io, &mut sh, 4);
-    let d = s.deadline().expect("handshake deadline");
-    assert_eq!(s.on_timeout(d - 1), Progress::Idle);
-    assert_eq!(s.on_timeout(d), Progress::Done);
+    let d = s.deadline(sh.stall_timeout).expect("handshake deadline");
+    sh.now = d - 1;
+    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Idle);
+    sh.now = d;
+    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Done);
     s.release(&mut sh);
     assert_eq!(sh.read_pool.in_use(), 0);
 }
@@ -347,4 +349,26 @@ fn an_idle_session_is_small() {
         "{}",
         std::mem::size_of::<Session>()
     );
+}
+
+#[test]
+fn a_stalled_peer_is_dropped_after_the_stall_timeout() {
+    let mut sh = shared(1 << 20);
+    sh.stall_timeout = 5_000;
+    let (mut s, mut io) = upgraded(&mut sh);
+    io.input
+        .extend(client_frame(true, opcode::BINARY, &[1; 1000], [1, 2, 3, 4]));
+    io.accept = 10; // takes a little, then nothing
+    s.on_readable(&mut io, &mut sh, 4);
+    let t0 = sh.now;
+    assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 5_000));
+    sh.now = t0 + 4_999;
+    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Idle);
+    // Progress restarts the clock.
+    sh.now = t0 + 4_000;
+    io.accept = 100;
+    s.on_writable(&mut io, &mut sh, 4);
+    assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 9_000));
+    sh.now = t0 + 9_000;
+    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Done);
 }
