@@ -82,6 +82,14 @@ impl Default for Settings {
     }
 }
 
+/// A plain HTTP request the core recognised but cannot answer itself:
+/// the caller renders the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Metrics,
+    Health,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Handshake,
@@ -126,6 +134,8 @@ pub struct Conn {
     last_rx: Millis,
     /// A heartbeat ping went out and nothing has arrived since.
     pinged: bool,
+    /// A request for the caller to answer (see [`Route`]).
+    route: Option<Route>,
 }
 
 impl Conn {
@@ -149,6 +159,7 @@ impl Conn {
             deadline: now + millis(s.handshake_timeout),
             last_rx: now,
             pinged: false,
+            route: None,
         }
     }
 
@@ -169,7 +180,13 @@ impl Conn {
     /// or a peer that never answered our close ends the connection. An open
     /// connection silent for `ping_interval` gets a ping; silent for
     /// `pong_timeout` more, or for `idle_timeout`, it is closed with 1001.
-    pub fn on_timeout(&mut self, now: Millis, out: &mut Output, s: &Settings) {
+    pub fn on_timeout<H: Handler>(
+        &mut self,
+        now: Millis,
+        out: &mut Output,
+        s: &Settings,
+        h: &mut H,
+    ) {
         if self.deadline == 0 || now < self.deadline {
             return;
         }
@@ -182,7 +199,7 @@ impl Conn {
             .is_some_and(|i| now >= self.last_rx + millis(i))
         {
             log::debug!("idle timeout");
-            self.send_close(close_code::GOING_AWAY, out, s, now);
+            self.send_close(close_code::GOING_AWAY, out, s, h, now);
             return;
         }
         if let Some(p) = s.ping_interval {
@@ -191,7 +208,7 @@ impl Conn {
                 // No answer: say so, but do not wait for a close from a peer
                 // that has stopped talking.
                 log::debug!("no pong within {:?}", s.pong_timeout);
-                self.send_close(close_code::GOING_AWAY, out, s, now);
+                self.send_close(close_code::GOING_AWAY, out, s, h, now);
                 self.state = State::Closed;
                 self.deadline = 0;
                 return;
@@ -221,6 +238,12 @@ impl Conn {
         }
     }
 
+    /// A plain HTTP request for the caller to answer; the connection is
+    /// closed once the answer is out.
+    pub fn take_route(&mut self) -> Option<Route> {
+        self.route.take()
+    }
+
     /// The peer closed its side of TCP.
     pub fn on_eof(&mut self) {
         self.state = State::Closed;
@@ -229,9 +252,16 @@ impl Conn {
 
     /// Start a close from our side (shutdown, idle peer): send `code` and wait
     /// for the peer's close.
-    pub fn close(&mut self, code: u16, out: &mut Output, s: &Settings, now: Millis) {
+    pub fn close<H: Handler>(
+        &mut self,
+        code: u16,
+        out: &mut Output,
+        s: &Settings,
+        h: &mut H,
+        now: Millis,
+    ) {
         match self.state {
-            State::Open => self.send_close(code, out, s, now),
+            State::Open => self.send_close(code, out, s, h, now),
             State::Handshake => {
                 self.state = State::Closed;
                 self.deadline = 0;
@@ -241,7 +271,9 @@ impl Conn {
     }
 
     /// Refuse a request at the HTTP level (e.g. the server is full).
-    pub fn refuse(&mut self, err: HandshakeError, out: &mut Output) {
+    pub fn refuse<H: Handler>(&mut self, err: HandshakeError, out: &mut Output, h: &mut H) {
+        log::debug!("refusing request: {err}");
+        h.on_refused(err);
         let n = http::write_error_response(out.scratch_space(), err);
         out.commit_scratch(n);
         self.state = State::Closed;
@@ -299,11 +331,12 @@ impl Conn {
                 return None;
             }
             Err(e) => {
-                self.refuse(e, out);
+                self.refuse(e, out, h);
                 return None;
             }
         };
-        match handshake::parse(&head[..end], &s.handshake) {
+        let parsed = handshake::parse(&head[..end], &s.handshake);
+        match parsed {
             Ok(Outcome::Upgrade { accept, protocol }) => {
                 let protocol = protocol.map(|i| s.handshake.subprotocols[i].as_str());
                 let n = handshake::write_upgrade_response(out.scratch_space(), &accept, protocol);
@@ -323,8 +356,18 @@ impl Conn {
                 self.deadline = 0;
                 None
             }
+            Ok(Outcome::Metrics | Outcome::Health) => {
+                self.route = Some(if matches!(parsed, Ok(Outcome::Metrics)) {
+                    Route::Metrics
+                } else {
+                    Route::Health
+                });
+                self.state = State::Closed;
+                self.deadline = 0;
+                None
+            }
             Err(e) => {
-                self.refuse(e, out);
+                self.refuse(e, out, h);
                 None
             }
         }
@@ -357,7 +400,7 @@ impl Conn {
                         room = next;
                     }
                     Ok(Step::Wait(at)) => return at,
-                    Err(e) => self.fail(e, out, s, now),
+                    Err(e) => self.fail(e, out, s, h, now),
                 }
                 continue;
             }
@@ -370,7 +413,7 @@ impl Conn {
                 Err(e) => {
                     // The frame boundaries are lost: nothing after this can
                     // be parsed, so there is no close to wait for either.
-                    self.fail(e, out, s, now);
+                    self.fail(e, out, s, h, now);
                     self.discard = true;
                     self.state = State::Closed;
                     self.deadline = 0;
@@ -393,7 +436,7 @@ impl Conn {
             }
             if self.state == State::Open {
                 if let Err(e) = self.begin_data(hdr.opcode, hdr.len, s, h) {
-                    self.fail(e, out, s, now);
+                    self.fail(e, out, s, h, now);
                 }
             }
             self.in_frame = true;
@@ -622,15 +665,19 @@ impl Conn {
                 Ok(code) => {
                     h.on_close(code);
                     // Answer with the same code (none if the peer gave none).
+                    if let Some(c) = code {
+                        h.on_close_sent(c);
+                    }
                     let n = if code.is_some() { 2 } else { 0 };
                     let hs = frame::encode_before(buf, p, true, opcode::CLOSE, n as u64);
                     out.push_input(hs, p + n);
                     self.state = State::Closed;
                     self.deadline = 0;
                 }
-                Err(err) => self.fail(err, out, s, now),
+                Err(err) => self.fail(err, out, s, h, now),
             },
             (opcode::CLOSE, State::CloseSent) => {
+                h.on_close(close_payload(&buf[p..e]).ok().flatten());
                 self.state = State::Closed;
                 self.deadline = 0;
             }
@@ -641,17 +688,32 @@ impl Conn {
     }
 
     /// Fail the connection (§7.1.7): send a close with the error's code.
-    fn fail(&mut self, e: ProtocolError, out: &mut Output, s: &Settings, now: Millis) {
+    fn fail<H: Handler>(
+        &mut self,
+        e: ProtocolError,
+        out: &mut Output,
+        s: &Settings,
+        h: &mut H,
+        now: Millis,
+    ) {
         log::debug!("failing connection: {e}");
         if self.state == State::Open {
-            self.send_close(e.close_code(), out, s, now);
+            self.send_close(e.close_code(), out, s, h, now);
         }
         self.carry_len = 0;
         self.got = 0;
         self.checked = 0;
     }
 
-    fn send_close(&mut self, code: u16, out: &mut Output, s: &Settings, now: Millis) {
+    fn send_close<H: Handler>(
+        &mut self,
+        code: u16,
+        out: &mut Output,
+        s: &Settings,
+        h: &mut H,
+        now: Millis,
+    ) {
+        h.on_close_sent(code);
         let c = code.to_be_bytes();
         out.push_bytes(&[0x88, 0x02, c[0], c[1]]);
         self.state = State::CloseSent;

@@ -7,6 +7,8 @@
 //! end of each piece taken together with the pieces before it (a piece may
 //! end or begin inside a code point only where the core had to split one).
 
+use crate::error::HandshakeError;
+
 /// The type of a data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -28,6 +30,9 @@ pub trait Handler {
     /// A connection finished its opening handshake.
     fn on_open(&mut self, _protocol: Option<&str>) {}
 
+    /// An opening handshake was refused with an HTTP error.
+    fn on_refused(&mut self, _err: HandshakeError) {}
+
     /// A data message begins.
     fn on_message(&mut self, kind: MessageKind) -> Reply;
 
@@ -37,9 +42,11 @@ pub trait Handler {
     /// The current message is complete.
     fn on_message_end(&mut self) {}
 
-    /// The connection is closing; `code` is the peer's close code, if it
-    /// sent a close frame with one.
+    /// The peer sent a close frame; `code` is its close code, if any.
     fn on_close(&mut self, _code: Option<u16>) {}
+
+    /// The server sent a close frame with `code`.
+    fn on_close_sent(&mut self, _code: u16) {}
 }
 
 /// The echo service: every message goes back as it came.

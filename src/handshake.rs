@@ -49,6 +49,10 @@ pub struct HandshakeConfig {
     pub subprotocols: Vec<String>,
     /// Longest request head accepted, terminator included.
     pub max_header_bytes: usize,
+    /// Path of the Prometheus metrics (a plain GET); `None`: not served.
+    pub metrics_path: Option<String>,
+    /// Path of the health check (a plain GET); `None`: not served.
+    pub health_path: Option<String>,
 }
 
 impl Default for HandshakeConfig {
@@ -58,6 +62,8 @@ impl Default for HandshakeConfig {
             allowed_origins: Vec::new(),
             subprotocols: Vec::new(),
             max_header_bytes: 8192,
+            metrics_path: Some("/metrics".to_owned()),
+            health_path: Some("/healthz".to_owned()),
         }
     }
 }
@@ -74,6 +80,10 @@ pub enum Outcome {
     },
     /// A plain GET (no `Upgrade` header) of the served path: serve the page.
     Page,
+    /// A GET of [`HandshakeConfig::metrics_path`].
+    Metrics,
+    /// A GET of [`HandshakeConfig::health_path`].
+    Health,
 }
 
 /// `base64(SHA-1(key ++ GUID))`, the `Sec-WebSocket-Accept` value for `key`
@@ -184,7 +194,13 @@ pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeErr
     }
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     if path != cfg.path {
-        return Err(NotFound);
+        return if cfg.metrics_path.as_deref() == Some(path) {
+            Ok(Outcome::Metrics)
+        } else if cfg.health_path.as_deref() == Some(path) {
+            Ok(Outcome::Health)
+        } else {
+            Err(NotFound)
+        };
     }
 
     let mut upgrade_seen = false;

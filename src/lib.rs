@@ -45,6 +45,7 @@ pub mod handler;
 pub mod handshake;
 pub mod http;
 pub mod mask;
+pub mod metrics;
 pub mod output;
 pub mod server;
 pub mod session;

@@ -128,6 +128,7 @@ fn config(a: &Args) -> Result<Config, String> {
             allowed_origins: a.allow_origin.clone(),
             subprotocols: a.subprotocol.clone(),
             max_header_bytes: a.max_header_bytes,
+            ..HandshakeConfig::default()
         },
         max_message: a.max_message_size,
         handshake_timeout: seconds(a.handshake_timeout, "handshake-timeout")?,

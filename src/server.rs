@@ -131,14 +131,6 @@ impl Stopper {
     }
 }
 
-/// Counters for tests and reports.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    pub accepted: u64,
-    pub closed: u64,
-    pub refused_full: u64,
-}
-
 pub struct Server<H> {
     poll: Poll,
     listeners: Vec<(TcpListener, bool)>,
@@ -154,7 +146,6 @@ pub struct Server<H> {
     epoch: Instant,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
-    stats: Stats,
     shutting_down: bool,
 }
 
@@ -219,7 +210,6 @@ impl<H: Handler> Server<H> {
             epoch: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             waker,
-            stats: Stats::default(),
             shutting_down: false,
         })
     }
@@ -239,8 +229,9 @@ impl<H: Handler> Server<H> {
         }
     }
 
-    pub fn stats(&self) -> Stats {
-        self.stats
+    /// This loop's counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
     }
 
     pub fn connections(&self) -> usize {
@@ -276,6 +267,7 @@ impl<H: Handler> Server<H> {
                 }
                 return Err(e);
             }
+            let turn_start = Instant::now();
             self.shared.now = self.clock();
             for ev in events.iter() {
                 match ev.token() {
@@ -299,12 +291,17 @@ impl<H: Handler> Server<H> {
             self.accept_all();
             self.run_ready();
             self.expire_timers();
+            if !events.is_empty() {
+                let us = turn_start.elapsed().as_micros() as u64;
+                self.shared.metrics.turn(us);
+            }
         }
     }
 
     fn begin_shutdown(&mut self) {
         log::info!("shutting down: closing {} connections", self.conns.len());
         self.shutting_down = true;
+        self.shared.accepting = false;
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let e = &mut self.conns[key];
@@ -374,7 +371,7 @@ impl<H: Handler> Server<H> {
     }
 
     fn add(&mut self, mut stream: TcpStream) {
-        self.stats.accepted += 1;
+        self.shared.metrics.connections_total += 1;
         let _ = stream.set_nodelay(true);
         let full = self.conns.len() >= self.config.max_connections || self.shutting_down;
         let entry = self.conns.vacant_entry();
@@ -395,9 +392,9 @@ impl<H: Handler> Server<H> {
             queued: false,
             timer: 0,
         });
+        self.shared.metrics.connections += 1;
         let mut p = Progress::Idle;
         if full {
-            self.stats.refused_full += 1;
             p = e
                 .session
                 .refuse(&mut e.stream, &mut self.shared, HandshakeError::Unavailable);
@@ -431,7 +428,7 @@ impl<H: Handler> Server<H> {
         if p == Progress::Done {
             let mut e = self.conns.remove(key);
             e.session.release(&mut self.shared);
-            self.stats.closed += 1;
+            self.shared.metrics.connections = self.conns.len() as u64;
             return;
         }
         let e = &mut self.conns[key];

@@ -24,8 +24,10 @@ use std::io::{self, IoSlice, Read, Write};
 use std::time::Duration;
 
 use crate::buffer::{Backlog, Pool, ReadBuf};
+use crate::conn::Route;
 use crate::conn::{millis, Conn, Millis, Settings, State};
 use crate::handler::Handler;
+use crate::metrics::{Gauges, Metered, Metrics};
 use crate::output::{Output, MAX_SEGS, SCRATCH};
 
 /// Backlog slices offered to one `writev` (the rest waits for the next).
@@ -60,6 +62,13 @@ pub struct Shared<H> {
     pub stall_timeout: Millis,
     /// The time of this loop turn.
     pub now: Millis,
+    pub metrics: Metrics,
+    /// New connections are welcome (false while shutting down): what
+    /// the health check reports.
+    pub accepting: bool,
+    /// Where HTTP answers rendered by the shell are written (kept, so a
+    /// scrape allocates nothing once warm).
+    http_buf: Vec<u8>,
 }
 
 impl<H: Handler> Shared<H> {
@@ -84,6 +93,9 @@ impl<H: Handler> Shared<H> {
             max_backlog,
             stall_timeout: 30_000,
             now: 1,
+            metrics: Metrics::default(),
+            accepting: true,
+            http_buf: Vec::new(),
         }
     }
 
@@ -97,6 +109,18 @@ impl<H: Handler> Shared<H> {
     /// output of one more full read buffer would still fit under the limit.
     fn may_read(&self, backlog: &Backlog) -> bool {
         backlog.len() + self.read_pool.buffer_size() + Self::extra() <= self.max_backlog
+    }
+}
+
+impl<H> Shared<H> {
+    /// The gauges of the pools, for rendering metrics.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            read_buffers: self.read_pool.in_use(),
+            write_buffers: self.write_pool.in_use(),
+            idle_buffers: self.read_pool.idle() + self.write_pool.idle(),
+            accepting: self.accepting,
+        }
     }
 }
 
@@ -120,6 +144,8 @@ pub struct Session {
     read_blocked: bool,
     /// FIN sent; reading only to see the peer's FIN, until `clock`.
     lingering: bool,
+    /// The message under way is echoed (for the byte counters).
+    echoing: bool,
     /// The peer sent FIN: nothing more to read, output still owed.
     peer_eof: bool,
     /// Readiness said the peer closed its side: read to the end even after
@@ -140,6 +166,7 @@ impl Session {
             writable: true,
             read_blocked: false,
             lingering: false,
+            echoing: false,
             peer_eof: false,
             read_closed: false,
             clock: 0,
@@ -232,6 +259,7 @@ impl Session {
                     break Progress::Idle;
                 }
                 Ok(n) => {
+                    sh.metrics.wire_in += n as u64;
                     rbuf.filled(n);
                     if self.pump(io, sh).is_err() {
                         break Progress::Done;
@@ -291,7 +319,12 @@ impl Session {
         }
         let before = self.core.state();
         sh.out.clear();
-        self.core.on_timeout(now, &mut sh.out, &sh.settings);
+        let mut h = Metered {
+            inner: &mut sh.handler,
+            m: &mut sh.metrics,
+            echoing: &mut self.echoing,
+        };
+        self.core.on_timeout(now, &mut sh.out, &sh.settings, &mut h);
         if self.core.is_closed() && before != State::Open {
             // A stalled handshake or a peer that never answered our close:
             // nothing more is owed to it.
@@ -311,7 +344,13 @@ impl Session {
         code: u16,
     ) -> Progress {
         sh.out.clear();
-        self.core.close(code, &mut sh.out, &sh.settings, sh.now);
+        let mut h = Metered {
+            inner: &mut sh.handler,
+            m: &mut sh.metrics,
+            echoing: &mut self.echoing,
+        };
+        self.core
+            .close(code, &mut sh.out, &sh.settings, &mut h, sh.now);
         if self.send(io, sh, &[]).is_err() {
             return Progress::Done;
         }
@@ -327,7 +366,12 @@ impl Session {
         err: crate::error::HandshakeError,
     ) -> Progress {
         sh.out.clear();
-        self.core.refuse(err, &mut sh.out);
+        let mut h = Metered {
+            inner: &mut sh.handler,
+            m: &mut sh.metrics,
+            echoing: &mut self.echoing,
+        };
+        self.core.refuse(err, &mut sh.out, &mut h);
         if self.send(io, sh, &[]).is_err() {
             return Progress::Done;
         }
@@ -341,17 +385,28 @@ impl Session {
         let result = loop {
             let start = rbuf.start();
             sh.out.clear();
+            let mut h = Metered {
+                inner: &mut sh.handler,
+                m: &mut sh.metrics,
+                echoing: &mut self.echoing,
+            };
             let next = self.core.process(
                 rbuf.data_mut(),
                 start,
                 &mut sh.out,
                 &sh.settings,
-                &mut sh.handler,
+                &mut h,
                 sh.now,
             );
             rbuf.consume_to(next);
             if let Err(e) = self.send(io, sh, rbuf.data()) {
                 break Err(e);
+            }
+            if let Some(route) = self.core.take_route() {
+                self.answer(route, sh);
+                if let Err(e) = self.send(io, sh, &[]) {
+                    break Err(e);
+                }
             }
             if next == start || rbuf.is_empty() || self.core.is_closed() {
                 break Ok(());
@@ -390,6 +445,7 @@ impl Session {
                 loop {
                     match io.write_vectored(&iov[..n]) {
                         Ok(k) => {
+                            sh.metrics.wire_out += k as u64;
                             written = k;
                             break;
                         }
@@ -422,6 +478,39 @@ impl Session {
         Ok(())
     }
 
+    /// Queue the answer to a plain HTTP request the core left to the shell.
+    fn answer<H>(&mut self, route: Route, sh: &mut Shared<H>) {
+        let mut body = std::mem::take(&mut sh.http_buf);
+        body.clear();
+        let (status, ctype) = match route {
+            Route::Metrics => {
+                sh.metrics.render(sh.gauges(), &mut body);
+                ("200 OK", "text/plain; version=0.0.4; charset=utf-8")
+            }
+            Route::Health if sh.accepting => {
+                body.extend_from_slice(b"ok\n");
+                ("200 OK", "text/plain; charset=utf-8")
+            }
+            Route::Health => {
+                body.extend_from_slice(b"shutting down\n");
+                ("503 Service Unavailable", "text/plain; charset=utf-8")
+            }
+        };
+        let mut head = [0u8; 256];
+        let mut cur = std::io::Cursor::new(&mut head[..]);
+        // 256 bytes hold this head with any body length.
+        let _ = write!(
+            cur,
+            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let n = cur.position() as usize;
+        self.backlog.push(&head[..n], &mut sh.write_pool);
+        self.backlog.push(&body, &mut sh.write_pool);
+        sh.http_buf = body;
+    }
+
     /// Account for a write of `written` of `total` bytes: a short write
     /// means the socket is full until the next writable edge, and starts the
     /// stall clock unless it is already running; any progress stops it.
@@ -444,7 +533,10 @@ impl Session {
         let total: usize = iov[..n].iter().map(|s| s.len()).sum();
         let written = loop {
             match io.write_vectored(&iov[..n]) {
-                Ok(k) => break k,
+                Ok(k) => {
+                    sh.metrics.wire_out += k as u64;
+                    break k;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
                 Err(_) => return Err(()),

@@ -482,9 +482,9 @@ fn deadlines() {
     let mut c = Conn::new(t0, &s);
     assert_eq!(c.deadline(), Some(t0 + hs));
     let mut out = Output::new();
-    c.on_timeout(t0 + hs / 2, &mut out, &s);
+    c.on_timeout(t0 + hs / 2, &mut out, &s, &mut Echo);
     assert_eq!(c.state(), State::Handshake);
-    c.on_timeout(t0 + hs, &mut out, &s);
+    c.on_timeout(t0 + hs, &mut out, &s, &mut Echo);
     assert!(c.is_closed());
 
     let mut d = Driver::new(s.clone(), 16384);
@@ -492,7 +492,7 @@ fn deadlines() {
     assert_eq!(d.conn.state(), State::CloseSent);
     let dl = d.conn.deadline().unwrap();
     assert_eq!(dl, d.now + millis(s.close_timeout));
-    d.conn.on_timeout(dl, &mut out, &s);
+    d.conn.on_timeout(dl, &mut out, &s, &mut Echo);
     assert!(d.conn.is_closed());
 }
 
@@ -502,7 +502,7 @@ fn server_initiated_close() {
     let mut d = Driver::new(s.clone(), 4096);
     d.feed(&request());
     let mut out = Output::new();
-    d.conn.close(1001, &mut out, &s, d.now);
+    d.conn.close(1001, &mut out, &s, &mut Echo, d.now);
     out.extend_vec(&[], &mut d.wire);
     assert_eq!(d.conn.state(), State::CloseSent);
     d.feed(&msg(opcode::CLOSE, &1001u16.to_be_bytes()));
@@ -513,7 +513,7 @@ fn server_initiated_close() {
 /// Run `on_timeout` at `at` and return what it sent.
 fn tick(d: &mut Driver, at: Millis) -> Vec<u8> {
     let mut out = Output::new();
-    d.conn.on_timeout(at, &mut out, &d.s);
+    d.conn.on_timeout(at, &mut out, &d.s, &mut Echo);
     let mut v = Vec::new();
     out.extend_vec(&[], &mut v);
     v

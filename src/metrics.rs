@@ -1,0 +1,382 @@
+//! Counters of one event loop, and their Prometheus text rendering.
+//!
+//! Counting is plain integer arithmetic on a struct the loop owns: no
+//! atomics, no locks, nothing shared between loops. The protocol core
+//! reports what happens through [`Handler`] callbacks; [`Metered`] wraps the
+//! service's handler to count them on the way through. Rendering writes into
+//! a buffer the caller keeps, so a scrape allocates nothing once warm.
+
+use std::io::Write;
+
+use crate::error::HandshakeError;
+use crate::handler::{Handler, MessageKind, Reply};
+
+/// Refusal reasons, in the order of [`reason_index`].
+const REASONS: [&str; 12] = [
+    "malformed",
+    "too_large",
+    "method",
+    "http_version",
+    "host",
+    "not_websocket",
+    "connection",
+    "key",
+    "version",
+    "origin",
+    "not_found",
+    "unavailable",
+];
+
+fn reason_index(e: HandshakeError) -> usize {
+    use HandshakeError::*;
+    match e {
+        Malformed => 0,
+        TooLarge => 1,
+        MethodNotAllowed => 2,
+        HttpVersion => 3,
+        MissingHost => 4,
+        NotWebSocket => 5,
+        MissingConnectionUpgrade => 6,
+        BadKey => 7,
+        UnsupportedVersion => 8,
+        ForbiddenOrigin => 9,
+        NotFound => 10,
+        Unavailable => 11,
+    }
+}
+
+/// Close codes counted one by one: 1000–1015; anything else is "other".
+const CODES: usize = 16;
+
+fn code_index(code: Option<u16>) -> usize {
+    match code {
+        Some(c @ 1000..=1015) => (c - 1000) as usize,
+        Some(_) => CODES,
+        None => CODES + 1,
+    }
+}
+
+/// The label of slot `i` of a close-code table.
+struct CodeLabel(usize);
+
+impl std::fmt::Display for CodeLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            i if i < CODES => write!(f, "{}", 1000 + i),
+            CODES => f.write_str("other"),
+            _ => f.write_str("none"),
+        }
+    }
+}
+
+/// Upper bounds of the loop-turn histogram, in microseconds.
+pub const TURN_BUCKETS_US: [u64; 10] = [10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000];
+
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub connections: u64,
+    pub connections_total: u64,
+    pub handshakes_accepted: u64,
+    pub refused: [u64; REASONS.len()],
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// Payload bytes of data messages.
+    pub payload_in: u64,
+    pub payload_out: u64,
+    /// Bytes read from and written to sockets, everything included.
+    pub wire_in: u64,
+    pub wire_out: u64,
+    pub close_received: [u64; CODES + 2],
+    pub close_sent: [u64; CODES + 2],
+    /// Loop turns by duration; the last slot counts turns over every bound.
+    pub turns: [u64; TURN_BUCKETS_US.len() + 1],
+    pub turn_us_sum: u64,
+}
+
+/// Gauges the loop reads at render time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    pub read_buffers: usize,
+    pub write_buffers: usize,
+    pub idle_buffers: usize,
+    pub accepting: bool,
+}
+
+impl Metrics {
+    pub fn refused(&mut self, e: HandshakeError) {
+        self.refused[reason_index(e)] += 1;
+    }
+
+    pub fn turn(&mut self, us: u64) {
+        let i = TURN_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(TURN_BUCKETS_US.len());
+        self.turns[i] += 1;
+        self.turn_us_sum += us;
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every counter.
+    pub fn render(&self, g: Gauges, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail.
+        let _ = self.render_to(g, out);
+    }
+
+    fn render_to(&self, g: Gauges, o: &mut Vec<u8>) -> std::io::Result<()> {
+        let metric = |o: &mut Vec<u8>, name: &str, kind: &str, help: &str| {
+            writeln!(
+                o,
+                "# HELP zerows_{name} {help}\n# TYPE zerows_{name} {kind}"
+            )
+        };
+        metric(o, "connections", "gauge", "Open connections.")?;
+        writeln!(o, "zerows_connections {}", self.connections)?;
+        metric(o, "connections_total", "counter", "Connections accepted.")?;
+        writeln!(o, "zerows_connections_total {}", self.connections_total)?;
+        metric(
+            o,
+            "accepting",
+            "gauge",
+            "1 while new connections are accepted, 0 while shutting down.",
+        )?;
+        writeln!(o, "zerows_accepting {}", u8::from(g.accepting))?;
+        metric(
+            o,
+            "handshakes_total",
+            "counter",
+            "Opening handshakes by result and refusal reason.",
+        )?;
+        writeln!(
+            o,
+            "zerows_handshakes_total{{result=\"accepted\"}} {}",
+            self.handshakes_accepted
+        )?;
+        for (r, n) in REASONS.iter().zip(self.refused) {
+            writeln!(
+                o,
+                "zerows_handshakes_total{{result=\"refused\",reason=\"{r}\"}} {n}"
+            )?;
+        }
+        metric(
+            o,
+            "messages_total",
+            "counter",
+            "Data messages received and sent.",
+        )?;
+        writeln!(
+            o,
+            "zerows_messages_total{{direction=\"in\"}} {}",
+            self.messages_in
+        )?;
+        writeln!(
+            o,
+            "zerows_messages_total{{direction=\"out\"}} {}",
+            self.messages_out
+        )?;
+        metric(
+            o,
+            "payload_bytes_total",
+            "counter",
+            "Payload bytes of data messages.",
+        )?;
+        writeln!(
+            o,
+            "zerows_payload_bytes_total{{direction=\"in\"}} {}",
+            self.payload_in
+        )?;
+        writeln!(
+            o,
+            "zerows_payload_bytes_total{{direction=\"out\"}} {}",
+            self.payload_out
+        )?;
+        metric(
+            o,
+            "wire_bytes_total",
+            "counter",
+            "Bytes read from and written to sockets.",
+        )?;
+        writeln!(
+            o,
+            "zerows_wire_bytes_total{{direction=\"in\"}} {}",
+            self.wire_in
+        )?;
+        writeln!(
+            o,
+            "zerows_wire_bytes_total{{direction=\"out\"}} {}",
+            self.wire_out
+        )?;
+        metric(
+            o,
+            "close_frames_total",
+            "counter",
+            "Close frames by direction and code.",
+        )?;
+        for (dir, counts) in [
+            ("received", &self.close_received),
+            ("sent", &self.close_sent),
+        ] {
+            for (i, &n) in counts.iter().enumerate() {
+                if n > 0 {
+                    let code = CodeLabel(i);
+                    writeln!(
+                        o,
+                        "zerows_close_frames_total{{direction=\"{dir}\",code=\"{code}\"}} {n}"
+                    )?;
+                }
+            }
+        }
+        metric(
+            o,
+            "buffers",
+            "gauge",
+            "Pooled buffers attached to connections, and idle in the pools.",
+        )?;
+        writeln!(
+            o,
+            "zerows_buffers{{kind=\"read\",state=\"in_use\"}} {}",
+            g.read_buffers
+        )?;
+        writeln!(
+            o,
+            "zerows_buffers{{kind=\"write\",state=\"in_use\"}} {}",
+            g.write_buffers
+        )?;
+        writeln!(
+            o,
+            "zerows_buffers{{kind=\"any\",state=\"idle\"}} {}",
+            g.idle_buffers
+        )?;
+        metric(
+            o,
+            "loop_turn_seconds",
+            "histogram",
+            "Time the event loop spends on one batch of events.",
+        )?;
+        let mut cumulative = 0;
+        for (i, b) in TURN_BUCKETS_US.iter().enumerate() {
+            cumulative += self.turns[i];
+            let le = *b as f64 / 1e6;
+            writeln!(
+                o,
+                "zerows_loop_turn_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            )?;
+        }
+        cumulative += self.turns[TURN_BUCKETS_US.len()];
+        writeln!(
+            o,
+            "zerows_loop_turn_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        )?;
+        writeln!(
+            o,
+            "zerows_loop_turn_seconds_sum {}",
+            self.turn_us_sum as f64 / 1e6
+        )?;
+        writeln!(o, "zerows_loop_turn_seconds_count {cumulative}")?;
+        Ok(())
+    }
+}
+
+/// A handler that counts what passes through it on the way to `inner`.
+pub struct Metered<'a, H> {
+    pub inner: &'a mut H,
+    pub m: &'a mut Metrics,
+    /// Whether the message under way is echoed (its bytes count as out).
+    pub echoing: &'a mut bool,
+}
+
+impl<H: Handler> Handler for Metered<'_, H> {
+    fn on_open(&mut self, protocol: Option<&str>) {
+        self.m.handshakes_accepted += 1;
+        self.inner.on_open(protocol);
+    }
+
+    fn on_refused(&mut self, err: HandshakeError) {
+        self.m.refused(err);
+        self.inner.on_refused(err);
+    }
+
+    fn on_message(&mut self, kind: MessageKind) -> Reply {
+        self.m.messages_in += 1;
+        let r = self.inner.on_message(kind);
+        *self.echoing = r == Reply::Echo;
+        if *self.echoing {
+            self.m.messages_out += 1;
+        }
+        r
+    }
+
+    fn on_data(&mut self, data: &[u8]) {
+        self.m.payload_in += data.len() as u64;
+        if *self.echoing {
+            self.m.payload_out += data.len() as u64;
+        }
+        self.inner.on_data(data);
+    }
+
+    fn on_message_end(&mut self) {
+        self.inner.on_message_end();
+    }
+
+    fn on_close(&mut self, code: Option<u16>) {
+        self.m.close_received[code_index(code)] += 1;
+        self.inner.on_close(code);
+    }
+
+    fn on_close_sent(&mut self, code: u16) {
+        self.m.close_sent[code_index(Some(code))] += 1;
+        self.inner.on_close_sent(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_values() {
+        let mut m = Metrics {
+            connections: 3,
+            connections_total: 10,
+            ..Metrics::default()
+        };
+        m.refused(HandshakeError::ForbiddenOrigin);
+        m.close_sent[code_index(Some(1002))] += 2;
+        m.close_received[code_index(None)] += 1;
+        m.turn(5);
+        m.turn(700);
+        m.turn(1_000_000);
+        let mut out = Vec::new();
+        m.render(
+            Gauges {
+                read_buffers: 1,
+                accepting: true,
+                ..Gauges::default()
+            },
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        for line in [
+            "zerows_connections 3",
+            "zerows_connections_total 10",
+            "zerows_accepting 1",
+            "zerows_handshakes_total{result=\"refused\",reason=\"origin\"} 1",
+            "zerows_close_frames_total{direction=\"sent\",code=\"1002\"} 2",
+            "zerows_close_frames_total{direction=\"received\",code=\"none\"} 1",
+            "zerows_buffers{kind=\"read\",state=\"in_use\"} 1",
+            "zerows_loop_turn_seconds_bucket{le=\"0.00001\"} 1",
+            "zerows_loop_turn_seconds_bucket{le=\"0.001\"} 2",
+            "zerows_loop_turn_seconds_bucket{le=\"+Inf\"} 3",
+            "zerows_loop_turn_seconds_count 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample line is "name{labels} value" with a number.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "bad value in {l:?}");
+        }
+    }
+}
