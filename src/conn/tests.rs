@@ -582,3 +582,131 @@ fn no_heartbeat_no_deadline() {
     d.feed(&request());
     assert_eq!(d.conn.deadline(), None);
 }
+
+mod properties {
+    //! Random conversations, random packet boundaries: the bytes sent back
+    //! never depend on how the input was cut, and every message comes back.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One client action.
+    #[derive(Debug, Clone)]
+    enum Act {
+        /// A message: text or binary, payload, cut into this many fragments,
+        /// with pings between fragments if set.
+        Msg {
+            text: bool,
+            body: Vec<u8>,
+            parts: usize,
+            pings: bool,
+        },
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+    }
+
+    fn act() -> impl Strategy<Value = Act> {
+        prop_oneof![
+            6 => (any::<bool>(), prop::collection::vec(any::<char>(), 0..300), prop::collection::vec(any::<u8>(), 0..3000), 1usize..5, any::<bool>())
+                .prop_map(|(text, chars, bytes, parts, pings)| Act::Msg {
+                    text,
+                    body: if text { chars.into_iter().collect::<String>().into_bytes() } else { bytes },
+                    parts,
+                    pings,
+                }),
+            1 => prop::collection::vec(any::<u8>(), 0..126).prop_map(Act::Ping),
+            1 => prop::collection::vec(any::<u8>(), 0..126).prop_map(Act::Pong),
+        ]
+    }
+
+    /// The client bytes for `acts`, and the messages and pongs expected.
+    fn encode(acts: &[Act], key: [u8; 4]) -> (Vec<u8>, Vec<(u8, Vec<u8>)>, Vec<Vec<u8>>) {
+        let mut wire = request();
+        let mut msgs = Vec::new();
+        let mut pongs = Vec::new();
+        for a in acts {
+            match a {
+                Act::Msg {
+                    text,
+                    body,
+                    parts,
+                    pings,
+                } => {
+                    let op = if *text { opcode::TEXT } else { opcode::BINARY };
+                    // Fragment boundaries anywhere, even inside a code point.
+                    let step = body.len() / parts + 1;
+                    let pieces: Vec<&[u8]> = if body.is_empty() {
+                        vec![&[][..]]
+                    } else {
+                        body.chunks(step).collect()
+                    };
+                    for (i, p) in pieces.iter().enumerate() {
+                        let first = i == 0;
+                        let last = i + 1 == pieces.len();
+                        let o = if first { op } else { opcode::CONTINUATION };
+                        wire.extend(client_frame(last, o, p, key));
+                        if *pings && !last {
+                            wire.extend(client_frame(true, opcode::PING, b"mid", key));
+                            pongs.push(b"mid".to_vec());
+                        }
+                    }
+                    msgs.push((op, body.clone()));
+                }
+                Act::Ping(p) => {
+                    wire.extend(client_frame(true, opcode::PING, p, key));
+                    pongs.push(p.clone());
+                }
+                Act::Pong(p) => wire.extend(client_frame(true, opcode::PONG, p, key)),
+            }
+        }
+        (wire, msgs, pongs)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_cut_gives_the_same_bytes_and_every_message(
+            acts in prop::collection::vec(act(), 1..12),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+            key in any::<[u8; 4]>(),
+            chunk in prop::sample::select(vec![1usize, 7, 64, 1000, 4336]),
+        ) {
+            let (wire, msgs, pongs) = encode(&acts, key);
+            let s = Settings { chunk_size: chunk, ..small(4608) };
+            let buf = s.chunk_size + 256 + crate::buffer::HEADROOM + 4096;
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len())).collect();
+            points.sort_unstable();
+            points.dedup();
+            let whole = wire_of(&wire, &[], &s, buf);
+            let cut = wire_of(&wire, &points, &s, buf);
+            prop_assert!(whole == cut, "output depends on the cuts");
+            let seen = observe(&whole.0);
+            prop_assert_eq!(seen.status, 101);
+            prop_assert_eq!(&seen.messages, &msgs);
+            prop_assert_eq!(&seen.pongs, &pongs);
+            prop_assert_eq!(seen.close, None);
+            prop_assert!(!seen.junk);
+        }
+
+        #[test]
+        fn garbage_never_panics_and_always_ends_cleanly(
+            junk in prop::collection::vec(any::<u8>(), 0..2000),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
+        ) {
+            // An upgrade followed by arbitrary bytes: whatever happens, the
+            // server's output parses as frames and ends at most at a close.
+            let mut input = request();
+            input.extend_from_slice(&junk);
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(input.len())).collect();
+            points.sort_unstable();
+            points.dedup();
+            let s = small(4608);
+            let whole = wire_of(&input, &[], &s, 4608 + 4096);
+            let cut = wire_of(&input, &points, &s, 4608 + 4096);
+            prop_assert!(whole == cut, "output depends on the cuts");
+            let seen = observe(&whole.0);
+            prop_assert!(!seen.junk);
+        }
+    }
+}
