@@ -619,8 +619,11 @@ mod properties {
         ]
     }
 
+    /// Messages (opcode, payload) a client expects back.
+    type Messages = Vec<(u8, Vec<u8>)>;
+
     /// The client bytes for `acts`, and the messages and pongs expected.
-    fn encode(acts: &[Act], key: [u8; 4]) -> (Vec<u8>, Vec<(u8, Vec<u8>)>, Vec<Vec<u8>>) {
+    fn encode(acts: &[Act], key: [u8; 4]) -> (Vec<u8>, Messages, Vec<Vec<u8>>) {
         let mut wire = request();
         let mut msgs = Vec::new();
         let mut pongs = Vec::new();
