@@ -674,7 +674,13 @@ impl Conn {
                     self.state = State::Closed;
                     self.deadline = 0;
                 }
-                Err(err) => self.fail(err, out, s, h, now),
+                Err(err) => {
+                    // The peer has already closed its side of the
+                    // conversation: there is no close left to wait for.
+                    self.fail(err, out, s, h, now);
+                    self.state = State::Closed;
+                    self.deadline = 0;
+                }
             },
             (opcode::CLOSE, State::CloseSent) => {
                 h.on_close(close_payload(&buf[p..e]).ok().flatten());

@@ -157,23 +157,6 @@ fn config(a: &Args) -> Result<Config, String> {
     Ok(c)
 }
 
-/// A listener for `addr`; with `reuse_port`, several loops can each bind
-/// one and the kernel spreads connections between them.
-fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
@@ -190,7 +173,7 @@ fn main() -> ExitCode {
         let listeners: std::io::Result<Vec<_>> = config
             .listen
             .iter()
-            .map(|&a| listener(a, reuse_port))
+            .map(|&a| zerows::server::listener(a, reuse_port, config.listen_backlog))
             .collect();
         match listeners.and_then(|l| Server::with_listeners(config.clone(), l, Echo)) {
             Ok(s) => servers.push(s),

@@ -62,6 +62,8 @@ pub struct Config {
     pub stall_timeout: Duration,
     /// On stop, how long to wait for close handshakes and pending echoes.
     pub shutdown_timeout: Duration,
+    /// Depth of the accept queue of listeners the server binds.
+    pub listen_backlog: i32,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             read_budget: 4,
             stall_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            listen_backlog: 4096,
         }
     }
 }
@@ -159,8 +162,8 @@ impl<H: Handler> Server<H> {
             ));
         }
         let mut listeners = Vec::new();
-        for addr in &config.listen {
-            listeners.push(std::net::TcpListener::bind(addr)?);
+        for &addr in &config.listen {
+            listeners.push(listener(addr, false, config.listen_backlog)?);
         }
         Self::with_listeners(config, listeners, handler)
     }
@@ -485,6 +488,29 @@ impl<H: Handler> Server<H> {
             self.schedule(key, p);
         }
     }
+}
+
+/// A listening socket for `addr` with a `backlog`-deep accept queue (the
+/// standard library's 128 overflows under connection bursts). With
+/// `reuse_port`, several event loops can each bind one and the kernel
+/// spreads connections between them.
+pub fn listener(
+    addr: SocketAddr,
+    reuse_port: bool,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {

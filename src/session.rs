@@ -579,7 +579,9 @@ impl Session {
         let mut sink = [0u8; 4096];
         match io.read(&mut sink) {
             Ok(0) => Err(()),
-            Ok(n) => Ok(n == sink.len()),
+            // After a short read the socket is drained, unless readiness
+            // reported the peer's FIN: then read on to see it.
+            Ok(n) => Ok(n == sink.len() || self.read_closed),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(_) => Err(()),
