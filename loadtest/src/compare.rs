@@ -1,0 +1,564 @@
+//! Comparing echo servers: the same matrix of runs against each, interleaved.
+//!
+//! Invariants: servers run one at a time, each freshly started for each run
+//! (so peak RSS belongs to that run) on a loopback port, pinned to CPU 0 with
+//! the generator on CPU 1 when `taskset` exists; runs are interleaved
+//! (A B C A B C …) so slow drift on a noisy machine spreads over all servers;
+//! every child process is waited for with a deadline and killed if late.
+//! Results are reported as medians with min–max and the ratio to zerows.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::Mode;
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Servers to compare, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "zerows,tokio-tungstenite,tokio-tungstenite-current,tungstenite-threads,fastwebsockets"
+    )]
+    pub servers: Vec<String>,
+    /// The zerows server binary.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/zerows"))]
+    pub zerows: PathBuf,
+    /// Connection counts of the matrix.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub connections: Vec<u32>,
+    /// Payload sizes of the matrix.
+    #[arg(long, value_delimiter = ',', default_value = "32,1024,16384")]
+    pub sizes: Vec<usize>,
+    /// Modes of the matrix.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "pingpong,pipelined"
+    )]
+    pub modes: Vec<Mode>,
+    /// Messages in flight per connection when pipelined.
+    #[arg(long, default_value_t = 16)]
+    pub inflight: u32,
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: u32,
+    /// Seconds of sending per run (after the warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Small matrix: 1 repetition, 1 s runs, 100 connections, 32 B and 1 KiB.
+    #[arg(long)]
+    pub quick: bool,
+    /// Do not pin server and generator to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Also write the markdown table here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Also write every run's raw figures here as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub enum CompareError {
+    UnknownServer(String),
+    Missing(String, PathBuf),
+    NoServers,
+    Io(&'static str, std::io::Error),
+}
+
+impl std::fmt::Display for CompareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompareError::UnknownServer(s) => write!(
+                f,
+                "unknown server {s:?} (zerows, tokio-tungstenite, tokio-tungstenite-current, tungstenite-threads, fastwebsockets)"
+            ),
+            CompareError::Missing(s, p) => write!(f, "{s}: {} not found (build it first)", p.display()),
+            CompareError::NoServers => write!(f, "no server to run"),
+            CompareError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CompareError {}
+
+struct Server {
+    name: String,
+    program: PathBuf,
+    extra: Vec<&'static str>,
+}
+
+fn servers(args: &CompareArgs) -> Result<Vec<Server>, CompareError> {
+    let me = std::env::current_exe().map_err(|e| CompareError::Io("current_exe", e))?;
+    let dir = me.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut out = Vec::new();
+    for name in &args.servers {
+        let (program, extra) = match name.as_str() {
+            "zerows" => (args.zerows.clone(), vec![]),
+            "tokio-tungstenite" => (
+                dir.join("peer-tokio-tungstenite"),
+                vec!["--runtime", "multi"],
+            ),
+            "tokio-tungstenite-current" => (
+                dir.join("peer-tokio-tungstenite"),
+                vec!["--runtime", "current"],
+            ),
+            "tungstenite-threads" => (dir.join("peer-tungstenite-threads"), vec![]),
+            "fastwebsockets" => (dir.join("peer-fastwebsockets"), vec![]),
+            other => return Err(CompareError::UnknownServer(other.into())),
+        };
+        if !program.exists() {
+            // A missing zerows build should not stop the peers' comparison.
+            eprintln!("skipping {}", CompareError::Missing(name.clone(), program));
+            continue;
+        }
+        out.push(Server {
+            name: name.clone(),
+            program,
+            extra,
+        });
+    }
+    if out.is_empty() {
+        return Err(CompareError::NoServers);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct Cell {
+    connections: u32,
+    size: usize,
+    mode: Mode,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Sample {
+    server: String,
+    cell: Cell,
+    repetition: u32,
+    ok: bool,
+    messages_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    server_cpu_percent: f64,
+    generator_cpu_percent: f64,
+    server_cpu_us_per_message: f64,
+    server_peak_rss_bytes: u64,
+    errors: u64,
+    note: String,
+}
+
+fn have_taskset() -> bool {
+    Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn command(pin: Option<&str>, program: &Path) -> Command {
+    match pin {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Wait for `child` until `deadline`, then kill it.
+fn wait_bounded(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            child.kill().ok();
+            child.wait().ok();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM first so servers can exit tidily; SIGKILL if they linger.
+    // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    wait_bounded(&mut child, Instant::now() + Duration::from_secs(3));
+}
+
+fn wait_listening(port: u16, child: &mut Child) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn one_run(args: &CompareArgs, s: &Server, cell: Cell, rep: u32, pin: bool, tmp: &Path) -> Sample {
+    let mut sample = Sample {
+        server: s.name.clone(),
+        cell,
+        repetition: rep,
+        ok: false,
+        messages_per_sec: 0.0,
+        p50_us: 0.0,
+        p99_us: 0.0,
+        server_cpu_percent: 0.0,
+        generator_cpu_percent: 0.0,
+        server_cpu_us_per_message: 0.0,
+        server_peak_rss_bytes: 0,
+        errors: 0,
+        note: String::new(),
+    };
+    let port = match free_port() {
+        Ok(p) => p,
+        Err(e) => {
+            sample.note = format!("no free port: {e}");
+            return sample;
+        }
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = match command(pin.then_some("0"), &s.program)
+        .arg("--listen")
+        .arg(&listen)
+        .args(&s.extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            sample.note = format!("cannot start: {e}");
+            return sample;
+        }
+    };
+    if !wait_listening(port, &mut server) {
+        sample.note = "server did not listen".into();
+        stop(server);
+        return sample;
+    }
+    let json = tmp.join(format!("run-{}-{port}.json", s.name));
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("zerows-loadtest"));
+    let mode = match cell.mode {
+        Mode::Pingpong => "pingpong",
+        Mode::Pipelined => "pipelined",
+        Mode::Rate => "rate",
+    };
+    let generator = command(pin.then_some("1"), &me)
+        .args([
+            "run",
+            &format!("ws://{listen}/"),
+            "--quiet",
+            "--threads",
+            "1",
+        ])
+        .args([
+            "-c",
+            &cell.connections.to_string(),
+            "--size",
+            &cell.size.to_string(),
+        ])
+        .args(["--mode", mode, "--inflight", &args.inflight.to_string()])
+        .args(["--duration", &(args.warmup + args.duration).to_string()])
+        .args(["--warmup", &args.warmup.to_string(), "--drain", "2"])
+        .args(["--server-pid", &server.id().to_string()])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut generator = match generator {
+        Ok(g) => g,
+        Err(e) => {
+            sample.note = format!("cannot start generator: {e}");
+            stop(server);
+            return sample;
+        }
+    };
+    let limit = Duration::from_secs_f64(args.warmup + args.duration + 60.0);
+    let status = wait_bounded(&mut generator, Instant::now() + limit);
+    stop(server);
+    if status.is_none() {
+        sample.note = "generator timed out".into();
+        return sample;
+    }
+    let v: Value = match std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+    {
+        Some(v) => v,
+        None => {
+            sample.note = "no result".into();
+            return sample;
+        }
+    };
+    std::fs::remove_file(&json).ok();
+    let f = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
+    sample.messages_per_sec = f("/messages_per_sec");
+    sample.p50_us = f("/latency_us/p50");
+    sample.p99_us = f("/latency_us/p99");
+    sample.generator_cpu_percent = f("/generator_cpu_percent");
+    sample.server_cpu_percent = f("/server/cpu_percent");
+    sample.server_cpu_us_per_message = f("/server/cpu_us_per_message");
+    sample.server_peak_rss_bytes = f("/server/peak_rss_bytes") as u64;
+    sample.errors = f("/error_total") as u64;
+    sample.ok = sample.errors == 0;
+    if !sample.ok {
+        let first = v
+            .pointer("/first_error")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        sample.note = format!("{} errors, first: {first}", sample.errors);
+    }
+    sample
+}
+
+/// The 1-minute load average, to show how busy the shared machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn si(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Which side ran out of CPU, judged from percent of one core.
+fn saturated(server: f64, generator: f64) -> &'static str {
+    match (server >= 90.0, generator >= 90.0) {
+        (true, true) => "both",
+        (true, false) => "server",
+        (false, true) => "generator",
+        (false, false) => "neither",
+    }
+}
+
+fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> String {
+    let mut o = String::new();
+    o.push_str(header);
+    o.push_str("\n| conns | size | mode | server | msg/s median (min–max) | vs zerows | p50 µs | p99 µs | server µs CPU/msg | peak RSS MiB | server CPU % | gen CPU % | saturated | errors |\n");
+    o.push_str("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+    for c in cells {
+        let of = |name: &str| -> Vec<&Sample> {
+            samples
+                .iter()
+                .filter(|s| s.cell == *c && s.server == name)
+                .collect()
+        };
+        let base = {
+            let mut v: Vec<f64> = of("zerows")
+                .iter()
+                .filter(|s| s.ok)
+                .map(|s| s.messages_per_sec)
+                .collect();
+            median(&mut v)
+        };
+        for name in names {
+            let runs = of(name);
+            let ok: Vec<&&Sample> = runs.iter().filter(|s| s.ok).collect();
+            let med = |g: &dyn Fn(&Sample) -> f64| {
+                let mut v: Vec<f64> = ok.iter().map(|s| g(s)).collect();
+                median(&mut v)
+            };
+            let rates: Vec<f64> = ok.iter().map(|s| s.messages_per_sec).collect();
+            let (lo, hi) = rates
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(a, b), &r| (a.min(r), b.max(r)));
+            let m = med(&|s| s.messages_per_sec);
+            let ratio = if base > 0.0 {
+                format!("{:.2}×", m / base)
+            } else {
+                "–".into()
+            };
+            let scpu = med(&|s| s.server_cpu_percent);
+            let gcpu = med(&|s| s.generator_cpu_percent);
+            let rss = ok
+                .iter()
+                .map(|s| s.server_peak_rss_bytes)
+                .max()
+                .unwrap_or(0);
+            let errors: u64 = runs.iter().map(|s| s.errors).sum();
+            let failed = runs.len() - ok.len();
+            let errs = if failed > 0 {
+                let notes: Vec<&str> = runs
+                    .iter()
+                    .filter(|s| !s.ok)
+                    .map(|s| s.note.as_str())
+                    .collect();
+                format!("{errors} ({failed} failed run(s): {})", notes.join("; "))
+            } else {
+                errors.to_string()
+            };
+            let mode = match c.mode {
+                Mode::Pingpong => "pingpong",
+                Mode::Pipelined => "pipelined",
+                Mode::Rate => "rate",
+            };
+            let range = if ok.is_empty() {
+                "–".to_string()
+            } else {
+                format!("**{}** ({}–{})", si(m), si(lo), si(hi))
+            };
+            o.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
+                c.connections,
+                c.size,
+                mode,
+                name,
+                range,
+                ratio,
+                med(&|s| s.p50_us),
+                med(&|s| s.p99_us),
+                med(&|s| s.server_cpu_us_per_message),
+                rss as f64 / 1048576.0,
+                scpu,
+                gcpu,
+                if ok.is_empty() { "–" } else { saturated(scpu, gcpu) },
+                errs
+            ));
+        }
+    }
+    o
+}
+
+/// Run the comparison; returns whether every run was free of errors.
+pub fn compare(mut args: CompareArgs) -> Result<bool, CompareError> {
+    if args.quick {
+        args.repetitions = 1;
+        args.duration = 1.0;
+        args.warmup = 0.25;
+        args.connections = vec![100];
+        args.sizes = vec![32, 1024];
+    }
+    let list = servers(&args)?;
+    let pin = !args.no_pin && have_taskset();
+    let tmp = std::env::temp_dir().join(format!("zerows-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| CompareError::Io("temp dir", e))?;
+    let mut cells = Vec::new();
+    for &connections in &args.connections {
+        for &size in &args.sizes {
+            for &mode in &args.modes {
+                cells.push(Cell {
+                    connections,
+                    size,
+                    mode,
+                });
+            }
+        }
+    }
+    let load_before = loadavg();
+    let total = cells.len() * list.len() * args.repetitions as usize;
+    let mut samples = Vec::with_capacity(total);
+    for rep in 0..args.repetitions {
+        for &cell in &cells {
+            for s in &list {
+                let r = one_run(&args, s, cell, rep, pin, &tmp);
+                eprintln!(
+                    "[{}/{total}] {} {} conns {} B {:?}: {} msg/s{}",
+                    samples.len() + 1,
+                    s.name,
+                    cell.connections,
+                    cell.size,
+                    cell.mode,
+                    si(r.messages_per_sec),
+                    if r.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", r.note)
+                    }
+                );
+                samples.push(r);
+            }
+        }
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+    let names: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
+    let header = format!(
+        "Echo servers on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing.\n",
+        args.repetitions,
+        args.duration,
+        args.warmup,
+        if pin { "pinned to CPU 0" } else { "unpinned" },
+        if pin { " pinned to CPU 1" } else { "" },
+        args.inflight,
+        load_before,
+        loadavg()
+    );
+    let md = table(&samples, &cells, &names, &header);
+    println!("{md}");
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &md).map_err(|e| CompareError::Io("--markdown", e))?;
+    }
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&samples)
+            .map_err(|e| CompareError::Io("--json", std::io::Error::other(e)))?;
+        std::fs::write(p, text).map_err(|e| CompareError::Io("--json", e))?;
+    }
+    Ok(samples.iter().all(|s| s.ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_saturation() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(saturated(99.0, 40.0), "server");
+        assert_eq!(saturated(50.0, 95.0), "generator");
+        assert_eq!(saturated(10.0, 10.0), "neither");
+        assert_eq!(si(1_234_567.0), "1.23M");
+    }
+}

@@ -1,0 +1,285 @@
+//! Self-describing, checkable message payloads.
+//!
+//! Invariants: a payload is entirely ASCII (bytes 0x40..=0x7F), so the same
+//! bytes are valid as a text or a binary message; its first [`HEADER`] bytes
+//! carry the connection id and the sequence number (one nibble per byte), the
+//! rest is a pattern that is a pure function of (connection, sequence,
+//! offset). So an echo can be checked with no copy of what was sent: a flipped
+//! byte, a payload from another connection or another sequence number, or a
+//! truncated one is always caught. Filling and checking work a word at a time
+//! and allocate nothing.
+
+use crate::rng::splitmix;
+
+/// Bytes taken by the connection id (8 nibbles) and sequence (16 nibbles).
+pub const HEADER: usize = 24;
+/// The smallest payload that can carry the header.
+pub const MIN_SIZE: usize = HEADER;
+
+const NIBBLE_BASE: u8 = 0x40;
+const WORD_MASK: u64 = 0x3F3F_3F3F_3F3F_3F3F;
+const WORD_BASE: u64 = 0x4040_4040_4040_4040;
+
+/// Why an echoed payload is not one we sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Shorter than the header, or the header bytes are not nibbles.
+    BadHeader,
+    /// The header names another connection.
+    WrongConnection(u32),
+    /// The pattern differs from the first differing byte at this offset.
+    Content(usize),
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::BadHeader => write!(f, "payload header unreadable"),
+            Mismatch::WrongConnection(c) => write!(f, "payload belongs to connection {c}"),
+            Mismatch::Content(at) => write!(f, "payload differs at byte {at}"),
+        }
+    }
+}
+
+#[inline]
+fn put_nibbles(out: &mut [u8], v: u64) {
+    let n = out.len();
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = NIBBLE_BASE | ((v >> (4 * (n - 1 - i))) & 0xF) as u8;
+    }
+}
+
+/// Read 8 nibble bytes (most significant first) as a 32-bit value, a word
+/// at a time: this runs for every echo.
+#[inline]
+fn get_nibbles8(inp: &[u8]) -> Option<u64> {
+    let w = u64::from_be_bytes(inp.try_into().ok()?);
+    if w & 0xF0F0_F0F0_F0F0_F0F0 != 0x4040_4040_4040_4040 {
+        return None;
+    }
+    // Pack the low nibbles of the 8 bytes together, halving the gaps.
+    let mut v = w & 0x0F0F_0F0F_0F0F_0F0F;
+    v = (v | (v >> 4)) & 0x00FF_00FF_00FF_00FF;
+    v = (v | (v >> 8)) & 0x0000_FFFF_0000_FFFF;
+    v = (v | (v >> 16)) & 0x0000_0000_FFFF_FFFF;
+    Some(v)
+}
+
+#[inline]
+fn get_nibbles(inp: &[u8]) -> Option<u64> {
+    inp.chunks_exact(8)
+        .try_fold(0u64, |acc, c| Some((acc << 32) | get_nibbles8(c)?))
+}
+
+/// The pattern's seed for one message.
+#[inline]
+fn seed(conn: u32, seq: u64) -> u64 {
+    splitmix((u64::from(conn) << 40) ^ seq)
+}
+
+/// Added to the running value once per word: odd, so words at different
+/// offsets of one message never repeat.
+const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The pattern word covering payload bytes `HEADER + 8*i ..`.
+#[inline(always)]
+fn word(seed: u64, i: u64) -> u64 {
+    mix(seed.wrapping_add(i.wrapping_mul(STEP)))
+}
+
+/// Shifts and masks only, and the loops below advance `x` by `STEP` as an
+/// induction variable, so that filling and checking vectorise.
+#[inline(always)]
+fn mix(x: u64) -> u64 {
+    ((x ^ (x >> 29)) & WORD_MASK) | WORD_BASE
+}
+
+/// The 4-byte mask key repeated over a word, as `to_le_bytes` lays it out:
+/// payload words start at offsets that are multiples of 4, so byte `j` of a
+/// word always meets key byte `j % 4`.
+#[inline]
+fn key_word(key: [u8; 4]) -> u64 {
+    u64::from_le_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ])
+}
+
+/// Write the payload for message `seq` of connection `conn` into `out`
+/// (its whole length is the payload; at least [`MIN_SIZE`]), already masked
+/// with `key` (all zeros: unmasked). One pass, no copy.
+pub fn fill(out: &mut [u8], conn: u32, seq: u64, key: [u8; 4]) {
+    debug_assert!(out.len() >= MIN_SIZE);
+    put_nibbles(&mut out[0..8], u64::from(conn));
+    put_nibbles(&mut out[8..HEADER], seq);
+    for (j, b) in out[..HEADER].iter_mut().enumerate() {
+        *b ^= key[j & 3];
+    }
+    let k = key_word(key);
+    let s = seed(conn, seq);
+    let mut chunks = out[HEADER..].chunks_exact_mut(8);
+    let mut x = s;
+    for c in &mut chunks {
+        c.copy_from_slice(&(mix(x) ^ k).to_le_bytes());
+        x = x.wrapping_add(STEP);
+    }
+    let rest = chunks.into_remainder();
+    let w = (mix(x) ^ k).to_le_bytes();
+    for (b, w) in rest.iter_mut().zip(w) {
+        *b = w;
+    }
+}
+
+/// Read the sequence number of a payload that claims to belong to `conn`.
+#[inline]
+pub fn sequence(payload: &[u8], conn: u32) -> Result<u64, Mismatch> {
+    if payload.len() < HEADER {
+        return Err(Mismatch::BadHeader);
+    }
+    let c = get_nibbles(&payload[0..8]).ok_or(Mismatch::BadHeader)? as u32;
+    if c != conn {
+        return Err(Mismatch::WrongConnection(c));
+    }
+    get_nibbles(&payload[8..HEADER]).ok_or(Mismatch::BadHeader)
+}
+
+/// Check the pattern after the header (the header itself was read by
+/// [`sequence`]). The caller checks the length against what was sent.
+#[cfg(test)]
+pub fn check_body(payload: &[u8], conn: u32, seq: u64) -> Result<(), Mismatch> {
+    check_range(&payload[HEADER..], conn, seq, 0)
+}
+
+/// Check `bytes`, which should be the pattern of message (`conn`, `seq`)
+/// starting `offset` bytes after the header. Echoes may arrive in fragments
+/// cut anywhere, so any offset is accepted.
+#[inline]
+pub fn check_range(bytes: &[u8], conn: u32, seq: u64, offset: usize) -> Result<(), Mismatch> {
+    let s = seed(conn, seq);
+    let expected = |at: usize| word(s, (at / 8) as u64).to_le_bytes()[at % 8];
+    // Leading bytes up to the next word boundary, one at a time.
+    let lead = ((8 - offset % 8) % 8).min(bytes.len());
+    let mut diff = 0u64;
+    for (k, &b) in bytes[..lead].iter().enumerate() {
+        diff |= u64::from(b ^ expected(offset + k));
+    }
+    // Whole words: accumulate differences without branching (so the loop
+    // vectorises); only a bad payload pays for finding where it differs.
+    let mut chunks = bytes[lead..].chunks_exact(8);
+    let mut x = s.wrapping_add((((offset + lead) / 8) as u64).wrapping_mul(STEP));
+    for c in &mut chunks {
+        diff |= u64::from_le_bytes(c.try_into().unwrap()) ^ mix(x);
+        x = x.wrapping_add(STEP);
+    }
+    let want = mix(x).to_le_bytes();
+    for (a, b) in chunks.remainder().iter().zip(want) {
+        diff |= u64::from(a ^ b);
+    }
+    if diff == 0 {
+        return Ok(());
+    }
+    let at = bytes
+        .iter()
+        .enumerate()
+        .position(|(k, &b)| b != expected(offset + k))
+        .unwrap_or(0);
+    Err(Mismatch::Content(HEADER + offset + at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn make(len: usize, conn: u32, seq: u64) -> Vec<u8> {
+        let mut v = vec![0; len];
+        fill(&mut v, conn, seq, [0; 4]);
+        v
+    }
+
+    #[test]
+    fn masked_fill_equals_fill_then_mask() {
+        for len in [24, 27, 32, 61, 1024, 1027] {
+            let key = [0x12, 0xab, 0x7f, 0x01];
+            let mut a = vec![0; len];
+            fill(&mut a, 9, 42, key);
+            let mut b = make(len, 9, 42);
+            zerows::mask::apply(&mut b, key, 0);
+            assert_eq!(a, b, "len {len}");
+        }
+    }
+
+    #[test]
+    fn nibbles_round_trip() {
+        for v in [0u64, 1, 0xF, 0x1234_5678_9ABC_DEF0, u64::MAX, 1 << 63] {
+            let mut b = [0u8; 16];
+            put_nibbles(&mut b, v);
+            assert_eq!(get_nibbles(&b), Some(v));
+            let mut c = [0u8; 8];
+            put_nibbles(&mut c, v & 0xFFFF_FFFF);
+            assert_eq!(get_nibbles(&c), Some(v & 0xFFFF_FFFF));
+        }
+        assert_eq!(get_nibbles(b"@@@@@@@A"), Some(1));
+        assert_eq!(get_nibbles(b"@@@@@@@\x30"), None);
+        assert_eq!(get_nibbles(b"@@@@@@@\x50"), None);
+    }
+
+    #[test]
+    fn round_trip_and_ascii() {
+        for len in [24, 25, 31, 32, 33, 100, 1024, 16384, 16385] {
+            let p = make(len, 77, 123_456_789);
+            assert!(p.iter().all(|&b| (0x40..=0x7F).contains(&b)), "len {len}");
+            assert!(std::str::from_utf8(&p).is_ok());
+            assert_eq!(sequence(&p, 77), Ok(123_456_789));
+            assert_eq!(check_body(&p, 77, 123_456_789), Ok(()));
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let clean = make(61, 3, 9);
+        for at in 0..clean.len() {
+            let mut p = clean.clone();
+            p[at] ^= 0x01;
+            let r = sequence(&p, 3).and_then(|s| {
+                if s != 9 {
+                    // A changed sequence is reported by the window as an
+                    // unexpected echo, and its body no longer matches.
+                    return check_body(&p, 3, s).and(Err(Mismatch::BadHeader));
+                }
+                check_body(&p, 3, s)
+            });
+            assert!(r.is_err(), "flip at {at} missed");
+            if at >= HEADER {
+                assert_eq!(r, Err(Mismatch::Content(at)));
+            }
+        }
+    }
+
+    #[test]
+    fn any_split_checks_like_the_whole() {
+        let p = make(200, 4, 77);
+        let body = &p[HEADER..];
+        for cut in 0..body.len() {
+            assert_eq!(check_range(&body[..cut], 4, 77, 0), Ok(()));
+            assert_eq!(check_range(&body[cut..], 4, 77, cut), Ok(()), "cut {cut}");
+        }
+        let mut bad = p.clone();
+        bad[HEADER + 101] ^= 0x20;
+        let body = &bad[HEADER..];
+        assert_eq!(check_range(&body[..50], 4, 77, 0), Ok(()));
+        assert_eq!(
+            check_range(&body[50..], 4, 77, 50),
+            Err(Mismatch::Content(HEADER + 101))
+        );
+        // Right bytes at the wrong offset are caught too.
+        assert!(check_range(&p[HEADER + 8..HEADER + 40], 4, 77, 0).is_err());
+    }
+
+    #[test]
+    fn other_connection_or_sequence_is_caught() {
+        let p = make(64, 5, 1);
+        assert_eq!(sequence(&p, 6), Err(Mismatch::WrongConnection(5)));
+        // The body of message 1 is not the body of message 2.
+        assert!(check_body(&p, 5, 2).is_err());
+        assert!(sequence(&p[..10], 5).is_err());
+    }
+}

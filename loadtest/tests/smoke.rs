@@ -1,0 +1,434 @@
+//! End-to-end checks of the generator against real and deliberately faulty
+//! echo servers on loopback.
+//!
+//! Invariants: every server started here listens on 127.0.0.1 only and is
+//! stopped before its test returns; every generator run is short and bounded
+//! by a wall-clock limit; a clean server must give zero errors and some
+//! messages, a faulty one must make the generator fail and name the fault.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::Message;
+
+const GENERATOR: &str = env!("CARGO_BIN_EXE_zerows-loadtest");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(Instant::now() < deadline, "server on {port} never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start_server(program: &str, extra: &[&str]) -> (Killed, u16) {
+    let port = free_port();
+    let child = Command::new(program)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let guard = Killed(child);
+    wait_listening(port);
+    (guard, port)
+}
+
+/// Run the generator; returns (exit code, parsed --json summary).
+fn generate(port: u16, extra: &[&str]) -> (i32, Value) {
+    let dir = std::env::temp_dir().join(format!("zerows-lt-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("out.json");
+    let mut child = Command::new(GENERATOR)
+        .arg("run")
+        .arg(format!("ws://127.0.0.1:{port}/"))
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start generator");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("generator did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    (status.code().unwrap_or(-1), v)
+}
+
+fn assert_clean(code: i32, v: &Value) {
+    assert_eq!(v["error_total"], 0, "errors: {}", v["errors"]);
+    assert_eq!(code, 0);
+    assert!(v["messages"].as_u64().unwrap() > 0);
+    assert!(v["messages_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["connections_made"], v["connections_requested"]);
+}
+
+#[test]
+fn tungstenite_threads_pingpong_and_pipelined() {
+    let (_server, port) = start_server(env!("CARGO_BIN_EXE_peer-tungstenite-threads"), &[]);
+    let (code, v) = generate(
+        port,
+        &[
+            "-c",
+            "8",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--size",
+            "32",
+            "--size",
+            "3000",
+        ],
+    );
+    assert_clean(code, &v);
+    assert_eq!(v["closed_clean"], 8);
+    let (code, v) = generate(
+        port,
+        &[
+            "-c",
+            "4",
+            "--duration",
+            "1",
+            "--mode",
+            "pipelined",
+            "--inflight",
+            "8",
+            "--text",
+            "--size",
+            "70000",
+            "--threads",
+            "2",
+        ],
+    );
+    assert_clean(code, &v);
+}
+
+/// Optional: the zerows server itself, when `ZEROWS_BIN` names its binary.
+#[test]
+fn zerows_server_if_built() {
+    let Ok(bin) = std::env::var("ZEROWS_BIN") else {
+        eprintln!("ZEROWS_BIN not set; skipping the zerows smoke run");
+        return;
+    };
+    let (_server, port) = start_server(&bin, &[]);
+    let (code, v) = generate(
+        port,
+        &[
+            "-c",
+            "8",
+            "--duration",
+            "2",
+            "--size",
+            "32",
+            "--size",
+            "3000",
+        ],
+    );
+    assert_clean(code, &v);
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Flip one payload byte of every 50th message.
+    Corrupt,
+    /// Send every 20th message after the one that follows it.
+    Swap,
+    /// Drop every 30th message.
+    Drop,
+    /// Answer binary messages as text.
+    Opcode,
+    /// No fault: echo each message as several fragments cut at odd places
+    /// (as zerows does when a payload arrives in pieces).
+    Fragment,
+}
+
+/// A tiny echo server that misbehaves on purpose, on a thread.
+fn faulty_server(fault: Fault) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || {
+                stream.set_nodelay(true).ok();
+                stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                let Ok(mut ws) = tungstenite::accept(stream) else {
+                    return;
+                };
+                let mut n = 0u64;
+                let mut held: Option<Message> = None;
+                loop {
+                    let msg = match ws.read() {
+                        Ok(m) => m,
+                        Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                            return
+                        }
+                        Err(_) => return,
+                    };
+                    let data = match msg {
+                        Message::Binary(b) => b.to_vec(),
+                        Message::Text(t) => t.as_bytes().to_vec(),
+                        Message::Close(_) => {
+                            ws.flush().ok();
+                            return;
+                        }
+                        _ => continue,
+                    };
+                    n += 1;
+                    let out = match fault {
+                        Fault::Corrupt if n.is_multiple_of(50) => {
+                            let mut d = data;
+                            let at = d.len() - 1;
+                            d[at] ^= 0x01;
+                            Some(Message::binary(d))
+                        }
+                        Fault::Swap if n.is_multiple_of(20) => {
+                            held = Some(Message::binary(data));
+                            None
+                        }
+                        Fault::Drop if n.is_multiple_of(30) => None,
+                        Fault::Opcode => Some(Message::text(String::from_utf8(data).unwrap())),
+                        Fault::Fragment => {
+                            use tungstenite::protocol::frame::{
+                                coding::Data, coding::OpCode, Frame,
+                            };
+                            let cuts = [
+                                0,
+                                1.min(data.len()),
+                                11.min(data.len()),
+                                30.min(data.len()),
+                                data.len(),
+                            ];
+                            for (i, w) in cuts.windows(2).enumerate() {
+                                let op = if i == 0 { Data::Binary } else { Data::Continue };
+                                let last = i == cuts.len() - 2;
+                                let f = Frame::message(
+                                    data[w[0]..w[1]].to_vec(),
+                                    OpCode::Data(op),
+                                    last,
+                                );
+                                if ws.write(Message::Frame(f)).is_err() {
+                                    return;
+                                }
+                            }
+                            if ws.flush().is_err() {
+                                return;
+                            }
+                            None
+                        }
+                        _ => Some(Message::binary(data)),
+                    };
+                    if let Some(m) = out {
+                        if ws.send(m).is_err() {
+                            return;
+                        }
+                        if let Some(h) = held.take() {
+                            if ws.send(h).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn faulty_run(fault: Fault) -> (i32, Value) {
+    let port = faulty_server(fault);
+    wait_listening(port);
+    generate(
+        port,
+        &[
+            "-c",
+            "3",
+            "--mode",
+            "pipelined",
+            "--inflight",
+            "4",
+            "--messages",
+            "600",
+            "--duration",
+            "3",
+            "--drain",
+            "1",
+            "--connect-timeout",
+            "5",
+        ],
+    )
+}
+
+#[test]
+fn detects_corruption() {
+    let (code, v) = faulty_run(Fault::Corrupt);
+    assert_eq!(code, 1);
+    assert!(
+        v["errors"]["corrupted"].as_u64().unwrap() >= 3,
+        "{}",
+        v["errors"]
+    );
+}
+
+#[test]
+fn detects_reordering() {
+    let (code, v) = faulty_run(Fault::Swap);
+    assert_eq!(code, 1);
+    assert!(
+        v["errors"]["reordered"].as_u64().unwrap() >= 3,
+        "{}",
+        v["errors"]
+    );
+    assert_eq!(v["errors"]["corrupted"], 0);
+}
+
+#[test]
+fn detects_loss() {
+    let (code, v) = faulty_run(Fault::Drop);
+    assert_eq!(code, 1);
+    let e = &v["errors"];
+    // Every dropped message but possibly each connection's last is "lost"
+    // (a later one came back); the rest are "unanswered".
+    assert!(e["lost"].as_u64().unwrap() >= 3, "{e}");
+}
+
+/// A lossy server stalls pipelined connections; a `--messages` run must
+/// notice and end long before its 300 s default limit.
+#[test]
+fn stalled_run_ends_early() {
+    let port = faulty_server(Fault::Drop);
+    wait_listening(port);
+    let t = Instant::now();
+    let (code, v) = generate(
+        port,
+        &[
+            "-c",
+            "2",
+            "--mode",
+            "pipelined",
+            "--inflight",
+            "4",
+            "--messages",
+            "100000",
+            "--drain",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        v["errors"]["lost"].as_u64().unwrap() >= 2,
+        "{}",
+        v["errors"]
+    );
+    assert!(v["first_error"].is_string());
+}
+
+#[test]
+fn detects_wrong_opcode() {
+    let (code, v) = faulty_run(Fault::Opcode);
+    assert_eq!(code, 1);
+    assert!(
+        v["errors"]["wrong_opcode"].as_u64().unwrap() >= 600,
+        "{}",
+        v["errors"]
+    );
+}
+
+#[test]
+fn accepts_fragmented_echoes() {
+    let (code, v) = faulty_run(Fault::Fragment);
+    assert_clean(code, &v);
+    assert_eq!(v["received"], 600);
+}
+
+#[test]
+fn refuses_non_loopback_targets() {
+    let out = Command::new(GENERATOR)
+        .args(["run", "ws://10.0.0.1:80/", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+/// The comparison harness end to end, on the smallest possible matrix.
+#[test]
+fn compare_runs_a_tiny_matrix() {
+    let dir = std::env::temp_dir().join(format!("zerows-lt-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let md = dir.join("table.md");
+    let mut child = Command::new(GENERATOR)
+        .args([
+            "compare",
+            "--servers",
+            "tungstenite-threads,tokio-tungstenite-current",
+        ])
+        .args([
+            "--connections",
+            "4",
+            "--sizes",
+            "32",
+            "--modes",
+            "pingpong,pipelined",
+        ])
+        .args(["--repetitions", "1", "--duration", "0.5", "--warmup", "0.1"])
+        .arg("--markdown")
+        .arg(&md)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "compare did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let table = std::fs::read_to_string(&md).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(status.success(), "{table}");
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 4 |")).collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    assert!(rows.iter().all(|r| r.ends_with("| 0 |")), "{table}");
+}
