@@ -195,43 +195,41 @@ impl Conn {
             self.state = State::Closed;
             return;
         }
-        if s.idle_timeout
-            .is_some_and(|i| now >= self.last_rx + millis(i))
-        {
+        if self.pinged {
+            // Nothing has arrived since our ping, and the pong deadline (or
+            // the idle deadline, if sooner) passed. Say so, but do not wait
+            // for a close from a peer that has stopped talking.
+            log::debug!("no answer to a ping");
+            self.send_close(close_code::GOING_AWAY, out, s, h, now);
+            self.state = State::Closed;
+            self.deadline = 0;
+            return;
+        }
+        let idle_at = s.idle_timeout.map(|i| self.last_rx + millis(i));
+        if idle_at.is_some_and(|t| now >= t) {
             log::debug!("idle timeout");
             self.send_close(close_code::GOING_AWAY, out, s, h, now);
             return;
         }
-        if let Some(p) = s.ping_interval {
-            let ping_at = self.last_rx + millis(p);
-            if self.pinged && now >= ping_at + millis(s.pong_timeout) {
-                // No answer: say so, but do not wait for a close from a peer
-                // that has stopped talking.
-                log::debug!("no pong within {:?}", s.pong_timeout);
-                self.send_close(close_code::GOING_AWAY, out, s, h, now);
-                self.state = State::Closed;
-                self.deadline = 0;
-                return;
-            }
-            if !self.pinged && now >= ping_at {
-                out.push_bytes(&[0x80 | opcode::PING, 0]);
-                self.pinged = true;
-            }
+        if s.ping_interval
+            .is_some_and(|p| now >= self.last_rx + millis(p))
+        {
+            out.push_bytes(&[0x80 | opcode::PING, 0]);
+            self.pinged = true;
+            // The peer has pong_timeout from now, whenever the (lazily
+            // checked) ping actually went out.
+            let pong_by = now + millis(s.pong_timeout);
+            self.deadline = idle_at.map_or(pong_by, |t| t.min(pong_by));
+            return;
         }
         self.deadline = self.next_check(s);
     }
 
-    /// The next heartbeat or idle check of an open connection (0: none).
+    /// The next heartbeat or idle check of an open connection that is not
+    /// waiting for a pong (0: none).
     fn next_check(&self, s: &Settings) -> Millis {
         let idle = s.idle_timeout.map(|i| self.last_rx + millis(i));
-        let ping = s.ping_interval.map(|p| {
-            let at = self.last_rx + millis(p);
-            if self.pinged {
-                at + millis(s.pong_timeout)
-            } else {
-                at
-            }
-        });
+        let ping = s.ping_interval.map(|p| self.last_rx + millis(p));
         match (idle, ping) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(0),

@@ -106,7 +106,22 @@ impl ChildServer {
     /// Start the binary on 127.0.0.1:0 with extra `args`, and learn its
     /// port from the line it prints once listening.
     pub fn spawn(args: &[&str]) -> ChildServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zerows"))
+        Self::spawn_with_prefix(&[], args)
+    }
+
+    /// The same, run through a wrapper command (`prefix` then the binary),
+    /// such as `prlimit` to give it other resource limits.
+    pub fn spawn_with_prefix(prefix: &[&str], args: &[&str]) -> ChildServer {
+        let bin = env!("CARGO_BIN_EXE_zerows");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "warn")
@@ -137,6 +152,36 @@ impl ChildServer {
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected banner: {line:?}"));
         ChildServer { addr, child }
+    }
+}
+
+impl ChildServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send `signal` (e.g. "TERM") to the server.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// Wait up to `limit` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -575,4 +620,21 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// GET `path` over a fresh connection; the status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut c = Raw::connect(addr);
+    c.send(request(&[&format!("GET {path} HTTP/1.1"), "Host: localhost"]).as_bytes());
+    let r = c.read_response_and_eof();
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// The value of the sample `name` (with its labels, exactly as rendered) in
+/// a Prometheus text exposition.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok())?
+    })
 }
