@@ -278,10 +278,18 @@ impl Metrics {
 
 /// A handler that counts what passes through it on the way to `inner`.
 pub struct Metered<'a, H> {
-    pub inner: &'a mut H,
-    pub m: &'a mut Metrics,
-    /// Whether the message under way is echoed (its bytes count as out).
-    pub echoing: &'a mut bool,
+    inner: &'a mut H,
+    m: &'a mut Metrics,
+    /// Whether the message under way is echoed (its bytes count as out);
+    /// kept by the connection, since messages of many connections
+    /// interleave.
+    echoing: &'a mut bool,
+}
+
+impl<'a, H> Metered<'a, H> {
+    pub fn new(inner: &'a mut H, m: &'a mut Metrics, echoing: &'a mut bool) -> Self {
+        Metered { inner, m, echoing }
+    }
 }
 
 impl<H: Handler> Handler for Metered<'_, H> {

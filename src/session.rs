@@ -317,23 +317,13 @@ impl Session {
             log::debug!("peer stopped reading; dropping it");
             return Progress::Done;
         }
-        let before = self.core.state();
-        sh.out.clear();
-        let mut h = Metered {
-            inner: &mut sh.handler,
-            m: &mut sh.metrics,
-            echoing: &mut self.echoing,
-        };
-        self.core.on_timeout(now, &mut sh.out, &sh.settings, &mut h);
-        if self.core.is_closed() && before != State::Open {
+        if self.core.state() != State::Open {
             // A stalled handshake or a peer that never answered our close:
             // nothing more is owed to it.
-            return Progress::Done;
+            let due = self.core.deadline().is_some_and(|d| now >= d);
+            return if due { Progress::Done } else { Progress::Idle };
         }
-        if self.send(io, sh, &[]).is_err() {
-            return Progress::Done;
-        }
-        self.after_io(io, sh, Progress::Idle)
+        self.act(io, sh, |c, out, s, h, now| c.on_timeout(now, out, s, h))
     }
 
     /// Close from our side with `code` (shutdown, idle peer).
@@ -343,18 +333,7 @@ impl Session {
         sh: &mut Shared<H>,
         code: u16,
     ) -> Progress {
-        sh.out.clear();
-        let mut h = Metered {
-            inner: &mut sh.handler,
-            m: &mut sh.metrics,
-            echoing: &mut self.echoing,
-        };
-        self.core
-            .close(code, &mut sh.out, &sh.settings, &mut h, sh.now);
-        if self.send(io, sh, &[]).is_err() {
-            return Progress::Done;
-        }
-        self.after_io(io, sh, Progress::Idle)
+        self.act(io, sh, |c, out, s, h, now| c.close(code, out, s, h, now))
     }
 
     /// Answer with an HTTP error without reading the request (the server is
@@ -365,13 +344,20 @@ impl Session {
         sh: &mut Shared<H>,
         err: crate::error::HandshakeError,
     ) -> Progress {
+        self.act(io, sh, |c, out, _, h, _| c.refuse(err, out, h))
+    }
+
+    /// Let the core act outside of input (a timer, a close, a refusal), then
+    /// send what it produced.
+    fn act<S: Transport, H: Handler>(
+        &mut self,
+        io: &mut S,
+        sh: &mut Shared<H>,
+        f: impl FnOnce(&mut Conn, &mut Output, &Settings, &mut Metered<'_, H>, Millis),
+    ) -> Progress {
         sh.out.clear();
-        let mut h = Metered {
-            inner: &mut sh.handler,
-            m: &mut sh.metrics,
-            echoing: &mut self.echoing,
-        };
-        self.core.refuse(err, &mut sh.out, &mut h);
+        let mut h = Metered::new(&mut sh.handler, &mut sh.metrics, &mut self.echoing);
+        f(&mut self.core, &mut sh.out, &sh.settings, &mut h, sh.now);
         if self.send(io, sh, &[]).is_err() {
             return Progress::Done;
         }
@@ -385,11 +371,7 @@ impl Session {
         let result = loop {
             let start = rbuf.start();
             sh.out.clear();
-            let mut h = Metered {
-                inner: &mut sh.handler,
-                m: &mut sh.metrics,
-                echoing: &mut self.echoing,
-            };
+            let mut h = Metered::new(&mut sh.handler, &mut sh.metrics, &mut self.echoing);
             let next = self.core.process(
                 rbuf.data_mut(),
                 start,
