@@ -7,9 +7,10 @@
 //! * Fairness: a connection gets at most `read_budget` reads per event; if
 //!   it may have more input it goes on the `ready` list, served after the
 //!   current batch of events, and the next poll does not block.
-//! * Deadlines live in a min-heap of `(when, key, id)`; entries are never
-//!   removed early, a popped entry that no longer matches its connection
-//!   (closed, key reused, deadline changed) is ignored.
+//! * Deadlines live in a min-heap of `(when, key)`, at most one live entry
+//!   per connection; entries are never removed early, a popped entry that
+//!   no longer matches its connection is ignored, and a session treats a
+//!   timeout that is not due yet as a no-op.
 //! * A full file table (EMFILE) pauses accepting for a moment instead of
 //!   spinning on a listener that stays readable.
 
@@ -109,15 +110,17 @@ impl Config {
     }
 }
 
+/// One connection's slab slot. Every byte here is paid by every idle
+/// connection (and twice over by the slab's growth), hence the 32-bit timer.
 struct Entry {
     stream: TcpStream,
     session: Session,
-    /// Unique per accepted connection (wrapping), to tell a reused key apart.
-    id: u32,
+    /// The low 32 bits of the deadline this connection has in the timer
+    /// heap, when `armed`.
+    timer: u32,
+    armed: bool,
     /// On the ready list.
     queued: bool,
-    /// The deadline last pushed to the timer heap (0: none).
-    timer: Millis,
 }
 
 /// Stops a running server from another thread.
@@ -140,10 +143,9 @@ pub struct Server<H> {
     conns: Slab<Entry>,
     shared: Shared<H>,
     config: Config,
-    timers: BinaryHeap<Reverse<(Millis, u32, u32)>>,
+    timers: BinaryHeap<Reverse<(Millis, u32)>>,
     ready: Vec<usize>,
     ready_next: Vec<usize>,
-    next_id: u32,
     accept_paused_until: Option<Millis>,
     /// The loop's clock starts here; `Millis` count from it.
     epoch: Instant,
@@ -208,7 +210,6 @@ impl<H: Handler> Server<H> {
             timers: BinaryHeap::with_capacity(1024),
             ready: Vec::with_capacity(1024),
             ready_next: Vec::with_capacity(1024),
-            next_id: 0,
             accept_paused_until: None,
             epoch: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -333,7 +334,7 @@ impl<H: Handler> Server<H> {
         if !self.ready.is_empty() || (accept_waiting && self.accept_paused_until.is_none()) {
             return Some(Duration::ZERO);
         }
-        let mut next = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        let mut next = self.timers.peek().map(|Reverse((t, _))| *t);
         if let Some(p) = self.accept_paused_until {
             next = Some(next.map_or(p, |n| n.min(p)));
         }
@@ -387,13 +388,12 @@ impl<H: Handler> Server<H> {
             log::debug!("register: {e}");
             return;
         }
-        self.next_id = self.next_id.wrapping_add(1);
         let e = entry.insert(Entry {
             stream,
             session: Session::new(self.shared.now, &self.shared.settings),
-            id: self.next_id,
-            queued: false,
             timer: 0,
+            armed: false,
+            queued: false,
         });
         self.shared.metrics.connections += 1;
         let mut p = Progress::Idle;
@@ -440,9 +440,16 @@ impl<H: Handler> Server<H> {
             self.ready.push(key);
         }
         let stall = self.shared.stall_timeout;
-        if let Some(when) = e.session.deadline(stall).filter(|&d| d != e.timer) {
-            e.timer = when;
-            self.timers.push(Reverse((when, key as u32, e.id)));
+        // One heap entry per connection: a deadline that moved later is left
+        // to the entry already there, which fires early (a harmless no-op for
+        // the session) and re-arms; only an earlier one needs a new entry.
+        if let Some(when) = e.session.deadline(stall) {
+            let earlier = ((when as u32).wrapping_sub(e.timer) as i32) < 0;
+            if !e.armed || earlier {
+                e.timer = when as u32;
+                e.armed = true;
+                self.timers.push(Reverse((when, key as u32)));
+            }
         }
     }
 
@@ -471,19 +478,22 @@ impl<H: Handler> Server<H> {
 
     fn expire_timers(&mut self) {
         let now = self.shared.now;
-        while let Some(&Reverse((when, key, id))) = self.timers.peek() {
+        while let Some(&Reverse((when, key))) = self.timers.peek() {
             if when > now {
                 break;
             }
             self.timers.pop();
             let key = key as usize;
+            // A superseded entry, or one left by a closed connection whose
+            // slot was reused, is skipped; should one match by chance, the
+            // session treats a timeout that is not due as a no-op.
             let Some(e) = self.conns.get_mut(key) else {
                 continue;
             };
-            if e.id != id || e.timer != when {
+            if !e.armed || e.timer != when as u32 {
                 continue;
             }
-            e.timer = 0;
+            e.armed = false;
             let p = e.session.on_timeout(&mut e.stream, &mut self.shared);
             self.schedule(key, p);
         }
