@@ -136,6 +136,9 @@ pub struct Conn {
     pinged: bool,
     /// A request for the caller to answer (see [`Route`]).
     route: Option<Route>,
+    /// Refuse the request with this once its head is in (the server is
+    /// full or shutting down); metrics and health are still answered.
+    refusal: Option<HandshakeError>,
 }
 
 impl Conn {
@@ -160,6 +163,7 @@ impl Conn {
             last_rx: now,
             pinged: false,
             route: None,
+            refusal: None,
         }
     }
 
@@ -260,11 +264,21 @@ impl Conn {
     ) {
         match self.state {
             State::Open => self.send_close(code, out, s, h, now),
-            State::Handshake => {
-                self.state = State::Closed;
-                self.deadline = 0;
-            }
+            // A request under way still gets an answer (503) once its head
+            // is in, rather than a connection closed under it.
+            State::Handshake => self.refuse_when_read(HandshakeError::Unavailable),
             State::CloseSent | State::Closed => {}
+        }
+    }
+
+    /// Answer the request with `err` once its head has arrived: an HTTP
+    /// client only reads a response after sending its request, and a proxy
+    /// may take a response that comes earlier for a broken one. Requests for
+    /// metrics and health are still answered, so a full or draining server
+    /// can be observed.
+    pub fn refuse_when_read(&mut self, err: HandshakeError) {
+        if self.state == State::Handshake {
+            self.refusal = Some(err);
         }
     }
 
@@ -333,7 +347,10 @@ impl Conn {
                 return None;
             }
         };
-        let parsed = handshake::parse(&head[..end], &s.handshake);
+        let mut parsed = handshake::parse(&head[..end], &s.handshake);
+        if let (Some(err), Ok(Outcome::Upgrade { .. } | Outcome::Page)) = (self.refusal, &parsed) {
+            parsed = Err(err);
+        }
         match parsed {
             Ok(Outcome::Upgrade { accept, protocol }) => {
                 let protocol = protocol.map(|i| s.handshake.subprotocols[i].as_str());

@@ -137,6 +137,25 @@ pub fn check_size(buffered: usize, cfg: &HandshakeConfig) -> Result<(), Handshak
     }
 }
 
+/// Whether `buf` can still be the start of an HTTP request: a method token
+/// and a space. Looks at 32 bytes at most, so it can run on every read of
+/// an incomplete head, and lets binary sent to the port (a TLS hello, a
+/// scanner's probe) be refused at once instead of waiting for a CRLF that
+/// never comes.
+pub fn plausible_start(buf: &[u8]) -> bool {
+    const MAX_METHOD: usize = 31;
+    for (i, &b) in buf.iter().take(MAX_METHOD + 1).enumerate() {
+        if b == b' ' {
+            return i > 0;
+        }
+        let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if !tchar || i == MAX_METHOD {
+            return false;
+        }
+    }
+    true
+}
+
 /// [`find_header_end`] and [`check_size`] together: `Ok(Some(end))` once a
 /// head within the limit is complete, `Ok(None)` to wait for more bytes.
 pub fn scan_head(
@@ -147,6 +166,7 @@ pub fn scan_head(
     match find_header_end(buf, scanned) {
         Some(end) if end > cfg.max_header_bytes => Err(HandshakeError::TooLarge),
         Some(end) => Ok(Some(end)),
+        None if !plausible_start(buf) => Err(HandshakeError::Malformed),
         None => check_size(buf.len(), cfg).map(|()| None),
     }
 }
@@ -576,8 +596,13 @@ mod tests {
         let mut over = vec![b'x'; 97];
         over.extend_from_slice(b"\r\n\r\n");
         assert_eq!(scan_head(&over, 0, &cfg), Err(TooLarge));
-        assert_eq!(scan_head(&[b'x'; 99], 0, &cfg), Ok(None));
-        assert_eq!(scan_head(&[b'x'; 100], 0, &cfg), Err(TooLarge));
+        let partial = |n: usize| {
+            let mut v = b"GET /".to_vec();
+            v.resize(n, b'x');
+            v
+        };
+        assert_eq!(scan_head(&partial(99), 0, &cfg), Ok(None));
+        assert_eq!(scan_head(&partial(100), 0, &cfg), Err(TooLarge));
         // A head within the limit followed by many frame bytes is fine.
         let mut big_read = exact.clone();
         big_read.extend_from_slice(&[0u8; 1000]);
@@ -1226,5 +1251,41 @@ mod tests {
             parse(foreign.as_bytes(), &HandshakeConfig::default()),
             Err(ForbiddenOrigin)
         );
+    }
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    #[test]
+    fn plausible_start_settles_binary_at_once_and_waits_for_text() {
+        for ok in [
+            &b""[..],
+            b"G",
+            b"GET",
+            b"GET ",
+            b"GET / HTTP/1.1\r\n",
+            b"get /",
+            b"M-SEARCH *",
+        ] {
+            assert!(plausible_start(ok), "{ok:?}");
+        }
+        let long_method = [b'A'; 40];
+        for bad in [
+            &b"\x16\x03\x01\x02\x00"[..],
+            b" GET",
+            b"\r\n",
+            b"GE\x00T",
+            &long_method,
+        ] {
+            assert!(!plausible_start(bad), "{bad:?}");
+        }
+        let cfg = HandshakeConfig::default();
+        assert_eq!(
+            scan_head(b"\x16\x03\x01", 0, &cfg),
+            Err(HandshakeError::Malformed)
+        );
+        assert_eq!(scan_head(b"GET / HTTP/1.1\r\nHo", 0, &cfg), Ok(None));
     }
 }

@@ -168,10 +168,14 @@ fn main() -> ExitCode {
         }
     };
     let reuse_port = args.threads > 1;
-    let mut servers = Vec::new();
+    let mut servers: Vec<Server<Echo>> = Vec::new();
     for _ in 0..args.threads {
-        let listeners: std::io::Result<Vec<_>> = config
-            .listen
+        // Later loops bind the addresses the first one got, so a port of 0
+        // means one kernel-chosen port shared by all loops.
+        let addrs = servers
+            .first()
+            .map_or(config.listen.clone(), Server::local_addrs);
+        let listeners: std::io::Result<Vec<_>> = addrs
             .iter()
             .map(|&a| zerows::server::listener(a, reuse_port, config.listen_backlog))
             .collect();

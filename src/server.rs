@@ -396,13 +396,10 @@ impl<H: Handler> Server<H> {
             queued: false,
         });
         self.shared.metrics.connections += 1;
-        let mut p = Progress::Idle;
         if full {
-            p = e
-                .session
-                .refuse(&mut e.stream, &mut self.shared, HandshakeError::Unavailable);
+            e.session.refuse_when_read(HandshakeError::Unavailable);
         }
-        self.schedule(key, p);
+        self.schedule(key, Progress::Idle);
     }
 
     fn conn_event(&mut self, key: usize, readable: bool, writable: bool) {

@@ -228,10 +228,17 @@ impl Session {
                 break Progress::Idle;
             }
             if self.lingering || self.core.is_closed() {
-                match self.discard_input(io, sh) {
+                match self.discard_input(io) {
                     Ok(true) => continue,
                     Ok(false) => break Progress::Idle,
-                    Err(()) => break Progress::Done,
+                    // The peer's FIN. Output still queued (the echo of what
+                    // came before its close) is owed to a peer that only
+                    // half-closed: flush it first.
+                    Err(true) if !self.backlog.is_empty() => {
+                        self.peer_eof = true;
+                        break Progress::Idle;
+                    }
+                    Err(_) => break Progress::Done,
                 }
             }
             if !sh.may_read(&self.backlog) {
@@ -336,15 +343,10 @@ impl Session {
         self.act(io, sh, |c, out, s, h, now| c.close(code, out, s, h, now))
     }
 
-    /// Answer with an HTTP error without reading the request (the server is
-    /// full), then close.
-    pub fn refuse<S: Transport, H: Handler>(
-        &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
-        err: crate::error::HandshakeError,
-    ) -> Progress {
-        self.act(io, sh, |c, out, _, h, _| c.refuse(err, out, h))
+    /// Answer the request with an HTTP error once its head is in (the
+    /// server is full); see [`Conn::refuse_when_read`].
+    pub fn refuse_when_read(&mut self, err: crate::error::HandshakeError) {
+        self.core.refuse_when_read(err);
     }
 
     /// Let the core act outside of input (a timer, a close, a refusal), then
@@ -552,21 +554,18 @@ impl Session {
     }
 
     /// Read and drop input after the conversation is over. `Ok(true)`: read
-    /// a full buffer, there may be more; `Ok(false)`: drained for now.
-    fn discard_input<S: Transport, H>(
-        &mut self,
-        io: &mut S,
-        _sh: &mut Shared<H>,
-    ) -> Result<bool, ()> {
+    /// a full buffer, there may be more; `Ok(false)`: drained for now;
+    /// `Err(true)`: end of stream; `Err(false)`: the socket failed.
+    fn discard_input<S: Transport>(&mut self, io: &mut S) -> Result<bool, bool> {
         let mut sink = [0u8; 4096];
         match io.read(&mut sink) {
-            Ok(0) => Err(()),
+            Ok(0) => Err(true),
             // After a short read the socket is drained, unless readiness
             // reported the peer's FIN: then read on to see it.
             Ok(n) => Ok(n == sink.len() || self.read_closed),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-            Err(_) => Err(()),
+            Err(_) => Err(false),
         }
     }
 }

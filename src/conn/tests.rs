@@ -713,3 +713,41 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn binary_without_a_line_end_is_refused_at_once() {
+    let mut d = Driver::new(small(4608), 4608);
+    d.feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    assert!(d.conn.is_closed());
+    assert!(d.wire.starts_with(b"HTTP/1.1 400"));
+}
+
+#[test]
+fn a_full_server_answers_503_after_the_request_but_still_reports() {
+    for (req, status, route) in [
+        (request(), 503, None),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 503, None),
+        (
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            0,
+            Some(Route::Metrics),
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            0,
+            Some(Route::Health),
+        ),
+    ] {
+        let mut d = Driver::new(small(4608), 4608);
+        d.conn.refuse_when_read(HandshakeError::Unavailable);
+        // Nothing is said before the request is in.
+        d.feed(&req[..req.len() - 1]);
+        assert!(d.wire.is_empty());
+        d.feed(&req[req.len() - 1..]);
+        assert!(d.conn.is_closed());
+        assert_eq!(d.conn.take_route(), route);
+        if status != 0 {
+            assert!(d.wire.starts_with(format!("HTTP/1.1 {status}").as_bytes()));
+        }
+    }
+}
