@@ -3,7 +3,7 @@
 # against the zerows echo server, using kosoku (pip install kosoku==0.1.0), a
 # native runner of the Autobahn case files.
 #
-# Usage: scripts/autobahn.sh [options]
+# Usage: tests/autobahn/autobahn.sh [options]
 #   --summary FILE    also write the markdown summary to FILE (e.g. docs/autobahn.md)
 #   --outdir DIR      report directory (default target/autobahn; one subdir per group)
 #   --port N          first port to try on 127.0.0.1 (default 9301; the next free one is used)
@@ -30,7 +30,7 @@
 # close code / missing case / timeout / server crash.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 SUMMARY=${AUTOBAHN_SUMMARY:-}
@@ -253,6 +253,6 @@ for n in "${INFOS[@]+"${INFOS[@]}"}"; do SUMMARY_ARGS+=(--info "$n"); done
 
 echo
 rc=0
-python3 scripts/autobahn_summary.py "${REPORT_DIRS[@]}" "${SUMMARY_ARGS[@]}" || rc=$?
+python3 tests/autobahn/summary.py "${REPORT_DIRS[@]}" "${SUMMARY_ARGS[@]}" || rc=$?
 echo "HTML reports: $OUTDIR/<group>/index.html"
 exit "$rc"

@@ -215,7 +215,7 @@ def main() -> int:
     if args.markdown:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         md: list[str] = [f"# {args.title}", ""]
-        md.append(f"Generated {now} by `scripts/autobahn.sh` (kosoku fuzzingclient). "
+        md.append(f"Generated {now} by `tests/autobahn/autobahn.sh` (kosoku fuzzingclient). "
                   f"Agent: {', '.join(f'`{a}`' for a in sorted(agents)) or '?'}.")
         md.append("")
         md.append(f"**{'PASS' if ok else 'FAIL'}**: {n_passed} of {n_total} cases passed "

@@ -1,0 +1,226 @@
+//! Proof of the memory claim: an idle upgraded connection costs the server
+//! at most 256 bytes of heap.
+//!
+//! The server runs in this process on a thread whose allocations are
+//! counted (alloc minus dealloc: live bytes). The 10,000 clients cannot
+//! live in this process too (the fd limit is 20,000 and the server needs
+//! one per connection as well), so this test binary re-runs itself as a
+//! child in client mode (the `idle_client` test with
+//! `ZEROWS_IDLE_CLIENT` set): it opens and upgrades every connection,
+//! prints a readiness line, and holds the sockets until its stdin closes.
+//! Everything is on loopback and bounded in time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use zerows::handler::Echo;
+use zerows::server::{Config, Server};
+
+/// Idle connections held open while the server's heap is measured.
+const CONNS: usize = 10_000;
+/// The claim under test.
+const MAX_BYTES_PER_CONN: i64 = 256;
+/// Longest the client side may take to open all connections, and the
+/// longest a client child lives at all.
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
+/// Set in the child's environment to the server's address.
+const CLIENT_ENV: &str = "ZEROWS_IDLE_CLIENT";
+const READY: &str = "IDLE-CLIENT READY";
+
+struct Counting;
+
+/// Live heap bytes allocated by counted threads.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+/// Allocation calls made by counted threads, for the report.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counted() -> bool {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    COUNTED.try_with(Cell::get).unwrap_or(false)
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counted() {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: forwarding the caller's layout to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if counted() {
+            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counted() {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> i64 {
+    LIVE.load(Ordering::SeqCst)
+}
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// Open a connection and complete the upgrade, within `deadline`.
+fn upgrade(addr: SocketAddr, deadline: Instant) -> TcpStream {
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .expect("client time limit reached");
+    let mut s = TcpStream::connect_timeout(&addr, left).expect("connect");
+    s.set_read_timeout(Some(left)).unwrap();
+    s.write_all(REQUEST).unwrap();
+    // The 101 is one short write; read until its blank line, bounded by
+    // the buffer (a longer answer is not a 101 of ours anyway).
+    let mut head = [0u8; 512];
+    let mut n = 0;
+    while !head[..n].ends_with(b"\r\n\r\n") {
+        assert!(n < head.len(), "response head too long");
+        let k = s.read(&mut head[n..]).expect("read 101");
+        assert!(k > 0, "server closed during the handshake");
+        n += k;
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "not upgraded");
+    s
+}
+
+/// Client mode: a no-op unless the parent test started this binary with
+/// `ZEROWS_IDLE_CLIENT=<addr>` and `ZEROWS_IDLE_CONNS=<n>`.
+#[test]
+fn idle_client() {
+    let Ok(addr) = std::env::var(CLIENT_ENV) else {
+        return;
+    };
+    let addr: SocketAddr = addr.parse().expect("address");
+    let n: usize = std::env::var("ZEROWS_IDLE_CONNS")
+        .expect("connection count")
+        .parse()
+        .expect("a number");
+    // Whatever the parent does, this process ends within the limit.
+    std::thread::spawn(|| {
+        std::thread::sleep(CLIENT_LIMIT);
+        std::process::exit(3);
+    });
+    let deadline = Instant::now() + CLIENT_LIMIT;
+    let conns: Vec<TcpStream> = (0..n).map(|_| upgrade(addr, deadline)).collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n{READY} {}", conns.len()).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    // Hold the connections until the parent closes our stdin.
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    drop(conns);
+}
+
+#[test]
+fn idle_connections_cost_at_most_256_heap_bytes_each() {
+    if std::env::var_os(CLIENT_ENV).is_some() {
+        return; // We are the child: only `idle_client` runs.
+    }
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Config::default()
+    };
+    let mut server = Server::bind(config, Echo).unwrap();
+    let addr = server.local_addrs()[0];
+    let stop = server.stopper();
+    let t = std::thread::spawn(move || {
+        COUNTED.with(|c| c.set(true));
+        server.run().unwrap();
+    });
+
+    // Warm-up: one connection through the whole life cycle, so the loop
+    // has started and made its one-time allocations (event list, first
+    // pool buffers) before the baseline.
+    {
+        let s = upgrade(addr, Instant::now() + Duration::from_secs(10));
+        drop(s);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let base = live();
+    let base_calls = CALLS.load(Ordering::SeqCst);
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "idle_client", "--nocapture", "--test-threads=1"])
+        .env(CLIENT_ENV, addr.to_string())
+        .env("ZEROWS_IDLE_CONNS", CONNS.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the client child");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest may have printed `test idle_client ... ` first.
+            if let Some(at) = line.find(READY) {
+                let n = line[at + READY.len()..].trim().parse::<usize>();
+                let _ = tx.send(n.unwrap_or(0));
+            }
+        }
+    });
+    let opened = rx.recv_timeout(CLIENT_LIMIT);
+
+    // Every client has its 101, so the server has accepted and upgraded
+    // every connection; let the loop settle before reading the counter.
+    std::thread::sleep(Duration::from_millis(500));
+    let held = live() - base;
+    let calls = CALLS.load(Ordering::SeqCst) - base_calls;
+
+    // Release the clients (closing stdin), then wait for the child, bounded.
+    drop(child.stdin.take());
+    let waited = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if waited.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.stop();
+    t.join().unwrap();
+
+    let opened = opened.expect("the client child did not report readiness in time");
+    assert_eq!(opened, CONNS, "connections opened");
+    let per_conn = held / CONNS as i64;
+    // The session is the only per-connection state besides the server's
+    // slab slot and timer entries; its size helps read a failure.
+    println!(
+        "{CONNS} idle connections: {held} live heap bytes on the server thread \
+         ({per_conn} B per connection, {calls} allocation calls; \
+         size_of::<Session>() = {} B)",
+        std::mem::size_of::<zerows::session::Session>()
+    );
+    assert!(
+        per_conn <= MAX_BYTES_PER_CONN,
+        "{per_conn} B of heap per idle connection, over {MAX_BYTES_PER_CONN} B"
+    );
+}
