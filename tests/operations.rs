@@ -245,3 +245,124 @@ fn a_full_file_table_pauses_accepting_without_spinning() {
     assert_eq!(&head, b"HTTP/1.1 101");
     let _ = server.wait_exit(Duration::ZERO);
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn many_stalled_peers_stay_within_configured_memory_and_others_are_served() {
+    const PEERS: usize = 1_000;
+    // Small buffers so the bound is tight: per connection at most one read
+    // buffer and max-backlog bytes of output.
+    let read_buffer = 16 << 10;
+    let max_backlog = 24 << 10;
+    let server = ChildServer::spawn(&[
+        "--read-buffer",
+        &read_buffer.to_string(),
+        "--chunk-size",
+        "1024",
+        "--write-buffer",
+        "4096",
+        "--max-backlog",
+        &max_backlog.to_string(),
+        "--stall-timeout",
+        "3",
+        "--ping-interval",
+        "0",
+    ]);
+    let pid = server.pid();
+    let mut probe = Raw::open(server.addr);
+    let base = rss_kib(pid);
+    let msg = frame(true, op::BINARY, &vec![5u8; 8000]);
+    // Small receive windows: a peer that does not read soon blocks the
+    // server's writes, so its output really waits.
+    let mut peers: Vec<Raw> = (0..PEERS)
+        .map(|_| Raw::open_small_window(server.addr, 4096))
+        .collect();
+    // Each peer writes until its socket is full, and never reads.
+    for p in &mut peers {
+        p.stream.set_nonblocking(true).unwrap();
+        let mut n = 0;
+        while n < 64 {
+            match p.stream.write(&msg) {
+                Ok(_) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("peer write failed early: {e}"),
+            }
+        }
+    }
+    // While they are stalled, a well-behaved client is served promptly.
+    for i in 0..5 {
+        let t = Instant::now();
+        probe.send_frame(true, op::TEXT, format!("probe {i}").as_bytes());
+        assert_eq!(probe.read_message().1, format!("probe {i}").as_bytes());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "probe took {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let grown = rss_kib(pid).saturating_sub(base) * 1024;
+    let bound = (PEERS * (read_buffer + max_backlog + 4096)) as u64;
+    assert!(
+        grown <= bound,
+        "RSS grew {grown} B for {PEERS} stalled peers, bound {bound} B"
+    );
+    // Those peers' echoes still fit in kernel buffers, so the server has
+    // nothing waiting on them: they are merely idle. A few peers that send
+    // far more than the kernel holds make the server's output wait: it
+    // stops reading them and drops them at the stall timeout.
+    const HEAVY: usize = 8;
+    let big = frame(true, op::BINARY, &vec![6u8; 1 << 20]);
+    let mut heavy: Vec<Raw> = (0..HEAVY)
+        .map(|_| Raw::open_small_window(server.addr, 4096))
+        .collect();
+    for h in &mut heavy {
+        h.stream.set_nonblocking(true).unwrap();
+        let mut sent = 0usize;
+        let mut blocked_since: Option<Instant> = None;
+        while sent < 64 << 20 {
+            match h.stream.write(&big[sent % big.len()..]) {
+                Ok(n) => {
+                    sent += n;
+                    blocked_since = None;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_millis(300) {
+                        break; // the server stopped reading us
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(
+            sent < 64 << 20,
+            "the server never stopped reading a peer that reads nothing"
+        );
+    }
+    let t = Instant::now();
+    probe.send_frame(true, op::TEXT, b"during");
+    assert_eq!(probe.read_message().1, b"during");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    let gone = wait_until(Duration::from_secs(10), || {
+        let (_, m) = http_get(server.addr, "/metrics");
+        // The light peers, the probe and the metrics request itself.
+        sample(&m, "zerows_connections") == Some((PEERS + 2) as f64)
+    });
+    let (_, m) = http_get(server.addr, "/metrics");
+    assert!(gone, "stalled peers still connected:\n{m}");
+    probe.send_frame(true, op::TEXT, b"still served");
+    assert_eq!(probe.read_message().1, b"still served");
+    drop(peers);
+    drop(heavy);
+}

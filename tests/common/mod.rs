@@ -367,6 +367,27 @@ impl Raw {
         }
     }
 
+    /// A connection whose socket has a `rcvbuf`-byte receive buffer (so
+    /// that not reading soon stops the server's writes), upgraded.
+    pub fn open_small_window(addr: SocketAddr, rcvbuf: usize) -> Raw {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&addr.into(), TIMEOUT)
+            .expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let mut c = Raw {
+            stream,
+            buf: Vec::new(),
+        };
+        c.send(upgrade_request("/", &[]).as_bytes());
+        assert_eq!(c.read_response_head().status, 101);
+        c
+    }
+
     /// A connection that completed a standard upgrade of "/".
     pub fn open(addr: SocketAddr) -> Raw {
         let mut c = Raw::connect(addr);
