@@ -200,6 +200,12 @@ fn main() -> ExitCode {
         config.max_connections
     );
 
+    if servers.len() > 1 {
+        let board = std::sync::Arc::new(zerows::metrics::Board::new(servers.len()));
+        for (i, s) in servers.iter_mut().enumerate() {
+            s.share_metrics(board.clone(), i);
+        }
+    }
     let stoppers: Vec<_> = servers.iter().map(Server::stopper).collect();
     if let Err(e) = watch_signals(stoppers) {
         eprintln!("zerows: cannot install signal handlers: {e}");

@@ -1,7 +1,9 @@
 //! Counters of one event loop, and their Prometheus text rendering.
 //!
 //! Counting is plain integer arithmetic on a struct the loop owns: no
-//! atomics, no locks, nothing shared between loops. The protocol core
+//! atomics, no locks on the hot path. With several loops, each copies its
+//! counters onto a shared [`Board`] a few times a second, and a scrape sums
+//! the board, so any loop answers for all of them. The protocol core
 //! reports what happens through [`Handler`] callbacks; [`Metered`] wraps the
 //! service's handler to count them on the way through. Rendering writes into
 //! a buffer the caller keeps, so a scrape allocates nothing once warm.
@@ -94,7 +96,7 @@ pub struct Metrics {
 }
 
 /// Gauges the loop reads at render time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gauges {
     pub read_buffers: usize,
     pub write_buffers: usize,
@@ -102,7 +104,66 @@ pub struct Gauges {
     pub accepting: bool,
 }
 
+/// Where the event loops of one process publish their counters.
+pub struct Board {
+    slots: Vec<std::sync::Mutex<(Metrics, Gauges)>>,
+}
+
+impl Board {
+    pub fn new(loops: usize) -> Board {
+        Board {
+            slots: (0..loops).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Loop `i` publishes its current counters.
+    pub fn publish(&self, i: usize, m: &Metrics, g: Gauges) {
+        let mut slot = self.slots[i].lock().unwrap_or_else(|e| e.into_inner());
+        slot.0.clone_from(m);
+        slot.1 = g;
+    }
+
+    /// Every loop's counters added up; `accepting` only if all accept.
+    pub fn total(&self) -> (Metrics, Gauges) {
+        let mut m = Metrics::default();
+        let mut g = Gauges {
+            accepting: true,
+            ..Gauges::default()
+        };
+        for slot in &self.slots {
+            let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            m.add(&slot.0);
+            g.read_buffers += slot.1.read_buffers;
+            g.write_buffers += slot.1.write_buffers;
+            g.idle_buffers += slot.1.idle_buffers;
+            g.accepting &= slot.1.accepting;
+        }
+        (m, g)
+    }
+}
+
 impl Metrics {
+    /// Add `o`'s counts to these.
+    pub fn add(&mut self, o: &Metrics) {
+        fn each<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self.connections += o.connections;
+        self.connections_total += o.connections_total;
+        self.handshakes_accepted += o.handshakes_accepted;
+        each(&mut self.refused, &o.refused);
+        self.messages_in += o.messages_in;
+        self.messages_out += o.messages_out;
+        self.payload_in += o.payload_in;
+        self.payload_out += o.payload_out;
+        self.wire_in += o.wire_in;
+        self.wire_out += o.wire_out;
+        each(&mut self.close_received, &o.close_received);
+        each(&mut self.close_sent, &o.close_sent);
+        each(&mut self.turns, &o.turns);
+        self.turn_us_sum += o.turn_us_sum;
+    }
+
     pub fn refused(&mut self, e: HandshakeError) {
         self.refused[reason_index(e)] += 1;
     }
@@ -339,6 +400,37 @@ impl<H: Handler> Handler for Metered<'_, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_board_adds_up_every_loop() {
+        let board = Board::new(3);
+        let mut a = Metrics {
+            messages_in: 5,
+            ..Metrics::default()
+        };
+        a.refused(HandshakeError::BadKey);
+        a.turn(3);
+        let g = Gauges {
+            read_buffers: 2,
+            accepting: true,
+            ..Gauges::default()
+        };
+        board.publish(0, &a, g);
+        board.publish(
+            2,
+            &a,
+            Gauges {
+                accepting: false,
+                ..g
+            },
+        );
+        let (m, g) = board.total();
+        assert_eq!(m.messages_in, 10);
+        assert_eq!(m.refused[reason_index(HandshakeError::BadKey)], 2);
+        assert_eq!(m.turns.iter().sum::<u64>(), 2);
+        assert_eq!(g.read_buffers, 4);
+        assert!(!g.accepting, "one loop draining");
+    }
 
     #[test]
     fn renders_every_family_with_values() {

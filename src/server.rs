@@ -152,6 +152,10 @@ pub struct Server<H> {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     shutting_down: bool,
+    /// When the counters were last copied onto the shared board.
+    published_at: Millis,
+    /// Turns have counted things since.
+    publish_owed: bool,
 }
 
 impl<H: Handler> Server<H> {
@@ -215,6 +219,8 @@ impl<H: Handler> Server<H> {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             shutting_down: false,
+            published_at: 0,
+            publish_owed: false,
         })
     }
 
@@ -261,7 +267,14 @@ impl<H: Handler> Server<H> {
                 }
             }
             let mut timeout = self.poll_timeout();
-            if let Some(until) = drain_until {
+            let mut wake_at = drain_until;
+            if self.publish_owed {
+                // Wake to publish what the last turns counted, or a scrape
+                // of another loop would miss it for as long as this one idles.
+                let at = self.published_at + 100;
+                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            }
+            if let Some(until) = wake_at {
                 let left = Duration::from_millis(until.saturating_sub(self.clock()) + 1);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
@@ -299,6 +312,7 @@ impl<H: Handler> Server<H> {
                 let us = turn_start.elapsed().as_micros() as u64;
                 self.shared.metrics.turn(us);
             }
+            self.publish_metrics(false);
         }
     }
 
@@ -306,6 +320,7 @@ impl<H: Handler> Server<H> {
         log::info!("shutting down: closing {} connections", self.conns.len());
         self.shutting_down = true;
         self.shared.accepting = false;
+        self.publish_metrics(true);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let e = &mut self.conns[key];
@@ -315,6 +330,28 @@ impl<H: Handler> Server<H> {
                 crate::error::close_code::GOING_AWAY,
             );
             self.schedule(key, p);
+        }
+    }
+
+    /// Share this loop's counters on `board`, in slot `index`, so that a
+    /// scrape answered by any loop covers all of them.
+    pub fn share_metrics(&mut self, board: Arc<crate::metrics::Board>, index: usize) {
+        self.shared.board = Some((board, index));
+        self.publish_metrics(true);
+    }
+
+    /// Copy the counters onto the board, at most ten times a second unless
+    /// `now`.
+    fn publish_metrics(&mut self, now: bool) {
+        let t = self.shared.now;
+        if let Some((board, i)) = &self.shared.board {
+            if now || t >= self.published_at + 100 {
+                board.publish(*i, &self.shared.metrics, self.shared.gauges());
+                self.published_at = t;
+                self.publish_owed = false;
+            } else {
+                self.publish_owed = true;
+            }
         }
     }
 

@@ -69,6 +69,8 @@ pub struct Shared<H> {
     /// Where HTTP answers rendered by the shell are written (kept, so a
     /// scrape allocates nothing once warm).
     http_buf: Vec<u8>,
+    /// With several loops: the shared board and this loop's slot on it.
+    pub board: Option<(std::sync::Arc<crate::metrics::Board>, usize)>,
 }
 
 impl<H: Handler> Shared<H> {
@@ -96,6 +98,7 @@ impl<H: Handler> Shared<H> {
             metrics: Metrics::default(),
             accepting: true,
             http_buf: Vec::new(),
+            board: None,
         }
     }
 
@@ -468,7 +471,14 @@ impl Session {
         body.clear();
         let (status, ctype) = match route {
             Route::Metrics => {
-                sh.metrics.render(sh.gauges(), &mut body);
+                match &sh.board {
+                    Some((board, i)) => {
+                        board.publish(*i, &sh.metrics, sh.gauges());
+                        let (m, g) = board.total();
+                        m.render(g, &mut body);
+                    }
+                    None => sh.metrics.render(sh.gauges(), &mut body),
+                }
                 ("200 OK", "text/plain; version=0.0.4; charset=utf-8")
             }
             Route::Health if sh.accepting => {

@@ -366,3 +366,33 @@ fn many_stalled_peers_stay_within_configured_memory_and_others_are_served() {
     drop(peers);
     drop(heavy);
 }
+
+#[test]
+fn with_several_loops_metrics_count_every_loop() {
+    let server = ChildServer::spawn(&["--threads", "3"]);
+    // Enough connections that the kernel spreads them over the loops.
+    let mut conns: Vec<Raw> = (0..24).map(|_| Raw::open(server.addr)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        for _ in 0..=i % 3 {
+            c.send_frame(true, op::TEXT, b"counted");
+            assert_eq!(c.read_message().1, b"counted");
+        }
+    }
+    let want = (0..24).map(|i| i % 3 + 1).sum::<usize>() as f64;
+    // Loops publish within 100 ms of counting; every scrape, whichever loop
+    // answers it, sees all of them.
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..6 {
+        let (status, m) = http_get(server.addr, "/metrics");
+        assert_eq!(status, 200);
+        assert_eq!(
+            sample(&m, "zerows_messages_total{direction=\"in\"}"),
+            Some(want),
+            "{m}"
+        );
+        assert_eq!(
+            sample(&m, "zerows_handshakes_total{result=\"accepted\"}"),
+            Some(24.0)
+        );
+    }
+}
