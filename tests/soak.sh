@@ -15,26 +15,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECS=${1:-60}
 CONNS=${2:-1000}
 RATE=${3:-20000}
-BIN=${ZEROWS_BIN:-target/release/zerows}
 GEN=${LOADTEST_BIN:-target/release/zerows-loadtest}
 OUT=${SOAK_OUT:-target/soak}
-mkdir -p "$OUT"
-
-"$BIN" --listen 127.0.0.1:0 >"$OUT/server.out" 2>"$OUT/server.log" &
-pid=$!
-sampler=
-cleanup() {
-    [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
-    kill "$pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-    grep -q "listening on" "$OUT/server.out" 2>/dev/null && break
-    sleep 0.1
-done
-url=$(sed -n 's/^zerows listening on \(ws:[^ ]*\).*/\1/p' "$OUT/server.out" | head -n 1)
-[ -n "$url" ] || { echo "server did not start"; cat "$OUT/server.log"; exit 1; }
+# shellcheck source=tests/server.sh
+source tests/server.sh
+zerows_start "$OUT/server.log"
+pid=$ZEROWS_PID
+url=$ZEROWS_URL
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
 interval=$(( SECS / 60 > 1 ? SECS / 60 : 1 ))
@@ -45,16 +32,16 @@ interval=$(( SECS / 60 > 1 ? SECS / 60 : 1 ))
       sleep "$interval"
   done ) &
 sampler=$!
+# shellcheck disable=SC2154  # st is set inside the trap
+trap 'st=$?; kill "$sampler" 2>/dev/null; (exit "$st"); zerows_cleanup' EXIT
 
 timeout $((SECS + 120)) "$GEN" "$url" -c "$CONNS" --text \
     --size 32 --size 200 --size 1024 --size 4096 --size 20000 \
     --mode rate --rate "$RATE" --no-spin --duration "$SECS" --warmup 2 \
     --json "$OUT/run.json" --plot "$OUT/run.svg" --server-pid "$pid" | tee "$OUT/run.txt"
 
-kill -TERM "$pid"
-wait "$pid"
+zerows_stop
 kill "$sampler" 2>/dev/null || true
-sampler=
 python3 - "$OUT/rss.tsv" <<'PY'
 import sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n")[1:] if l]
