@@ -3,13 +3,17 @@
 //! The crate is a sans-IO protocol core with a thin I/O shell:
 //!
 //! * [`handshake`] parses an upgrade request in place and writes the response;
+//!   [`http`] writes the plain HTTP answers and holds the page;
 //! * [`frame`] decodes and encodes frame headers, [`mask`] unmasks payloads in
 //!   place, [`utf8`] validates text incrementally;
 //! * [`conn`] is the per-connection state machine: bytes in, ranges of the
-//!   same bytes out, time passed in as an argument;
-//! * [`buffer`] holds the pooled read and write buffers;
-//! * [`server`] is the single-threaded mio event loop that moves bytes and
-//!   readiness between sockets and the core.
+//!   same bytes out ([`output`]), time passed in as an argument;
+//! * [`handler`] is what a service implements; [`metrics`] counts what
+//!   passes through it;
+//! * [`buffer`] holds the pooled read buffers and output backlogs;
+//! * [`session`] moves one connection's bytes between a stream and the core,
+//!   and [`server`] is the single-threaded mio event loop that drives the
+//!   sessions from readiness and time.
 //!
 //! Errors are enums in [`error`], mapped there (and only there) to HTTP
 //! statuses and close codes.
