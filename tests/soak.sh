@@ -33,7 +33,7 @@ interval=$(( SECS / 60 > 1 ? SECS / 60 : 1 ))
   done ) &
 sampler=$!
 # shellcheck disable=SC2154  # st is set inside the trap
-trap 'st=$?; kill "$sampler" 2>/dev/null; (exit "$st"); zerows_cleanup' EXIT
+trap 'st=$?; kill "$sampler" 2>/dev/null || true; (exit "$st"); zerows_cleanup' EXIT
 
 timeout $((SECS + 120)) "$GEN" "$url" -c "$CONNS" --text \
     --size 32 --size 200 --size 1024 --size 4096 --size 20000 \
