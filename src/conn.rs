@@ -102,8 +102,6 @@ pub enum State {
 #[derive(Debug)]
 pub struct Conn {
     state: State,
-    /// After a framing error nothing more can be parsed: drop all input.
-    discard: bool,
     /// Inside a data frame (its header is consumed).
     in_frame: bool,
     /// Payload bytes of the current data frame not yet echoed or skipped.
@@ -145,7 +143,6 @@ impl Conn {
     pub fn new(now: Millis, s: &Settings) -> Conn {
         Conn {
             state: State::Handshake,
-            discard: false,
             in_frame: false,
             remaining: 0,
             got: 0,
@@ -317,9 +314,7 @@ impl Conn {
             }
         }
         match self.state {
-            State::Open | State::CloseSent if !self.discard => {
-                self.frames(buf, pos, out, s, h, now)
-            }
+            State::Open | State::CloseSent => self.frames(buf, pos, out, s, h, now),
             _ => buf.len(),
         }
     }
@@ -402,7 +397,7 @@ impl Conn {
         // first unprocessed byte at entry, then each frame's own header.
         let mut room = 0;
         loop {
-            if self.state == State::Closed || self.discard {
+            if self.state == State::Closed {
                 return end;
             }
             if self.in_frame {
@@ -429,7 +424,6 @@ impl Conn {
                     // The frame boundaries are lost: nothing after this can
                     // be parsed, so there is no close to wait for either.
                     self.fail(e, out, s, h, now);
-                    self.discard = true;
                     self.state = State::Closed;
                     self.deadline = 0;
                     return end;
