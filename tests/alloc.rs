@@ -4,58 +4,18 @@
 //! A counting global allocator counts only on threads that opted in (the
 //! server's), so the test client can allocate freely.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use zerows::frame::{self, opcode, Role};
-use zerows::handler::Echo;
 use zerows::mask;
-use zerows::server::{Config, Server};
+use zerows::server::Config;
 
-struct Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTED.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTED.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-        }
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.load(Ordering::SeqCst)
-}
+use counting::calls as allocs;
 
 fn start() -> (
     SocketAddr,
@@ -65,19 +25,10 @@ fn start() -> (
     // A modest backlog bound caps how many output blocks a burst can need
     // at once, so the warm-up surely reaches the peak the measured traffic
     // will see (with 17 MiB the peak depends on how fast the client reads).
-    let config = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
+    counting::start_server(Config {
         max_backlog: 256 << 10,
         ..Config::default()
-    };
-    let mut server = Server::bind(config, Echo).unwrap();
-    let addr = server.local_addrs()[0];
-    let stop = server.stopper();
-    let t = std::thread::spawn(move || {
-        COUNTED.with(|c| c.set(true));
-        server.run().unwrap();
-    });
-    (addr, stop, t)
+    })
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -10,17 +10,13 @@
 //! prints a readiness line, and holds the sockets until its stdin closes.
 //! Everything is on loopback and bounded in time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use zerows::handler::Echo;
-use zerows::server::{Config, Server};
+use zerows::server::Config;
 
 /// Idle connections held open while the server's heap is measured.
 const CONNS: usize = 10_000;
@@ -33,56 +29,10 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 const CLIENT_ENV: &str = "ZEROWS_IDLE_CLIENT";
 const READY: &str = "IDLE-CLIENT READY";
 
-struct Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
-/// Live heap bytes allocated by counted threads.
-static LIVE: AtomicI64 = AtomicI64::new(0);
-/// Allocation calls made by counted threads, for the report.
-static CALLS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counted() -> bool {
-    // `try_with`: the allocator also runs while thread-locals are torn down.
-    COUNTED.try_with(Cell::get).unwrap_or(false)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counted() {
-            CALLS.fetch_add(1, Ordering::Relaxed);
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counted() {
-            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counted() {
-            CALLS.fetch_add(1, Ordering::Relaxed);
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> i64 {
-    LIVE.load(Ordering::SeqCst)
-}
+use counting::live;
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -145,17 +95,7 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
     if std::env::var_os(CLIENT_ENV).is_some() {
         return; // We are the child: only `idle_client` runs.
     }
-    let config = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::default()
-    };
-    let mut server = Server::bind(config, Echo).unwrap();
-    let addr = server.local_addrs()[0];
-    let stop = server.stopper();
-    let t = std::thread::spawn(move || {
-        COUNTED.with(|c| c.set(true));
-        server.run().unwrap();
-    });
+    let (addr, stop, t) = counting::start_server(Config::default());
 
     // Warm-up: one connection through the whole life cycle, so the loop
     // has started and made its one-time allocations (event list, first
@@ -166,7 +106,7 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let base = live();
-    let base_calls = CALLS.load(Ordering::SeqCst);
+    let base_calls = counting::calls();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "idle_client", "--nocapture", "--test-threads=1"])
@@ -193,7 +133,7 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
     // every connection; let the loop settle before reading the counter.
     std::thread::sleep(Duration::from_millis(500));
     let held = live() - base;
-    let calls = CALLS.load(Ordering::SeqCst) - base_calls;
+    let calls = counting::calls() - base_calls;
 
     // Release the clients (closing stdin), then wait for the child, bounded.
     drop(child.stdin.take());
