@@ -284,8 +284,9 @@ impl<H: Handler> Server<H> {
                 }
                 return Err(e);
             }
+            // One clock read serves the turn's time and its duration.
             let turn_start = Instant::now();
-            self.shared.now = self.clock();
+            self.shared.now = (turn_start - self.epoch).as_millis() as Millis + 1;
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
