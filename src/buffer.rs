@@ -54,6 +54,11 @@ impl Pool {
         self.in_use
     }
 
+    /// Most idle buffers kept.
+    pub fn max_idle(&self) -> usize {
+        self.max_free
+    }
+
     /// Idle buffers held by the pool.
     pub fn idle(&self) -> usize {
         self.free.len()
@@ -280,6 +285,60 @@ impl Backlog {
     }
 }
 
+/// A pooled growable buffer, boxed so that the slot where a connection
+/// attaches one costs a pointer (8 bytes, not a `Vec`'s 24) while empty.
+#[allow(clippy::box_collection)]
+pub type MsgBuf = Box<Vec<u8>>;
+
+/// Growable buffers for whole messages a service collects and for sends
+/// held back behind a half-sent echo. A connection takes one only while it
+/// has such bytes; a buffer that grew past `max_kept` is freed rather than
+/// kept, so one large message does not pin its memory in the pool.
+pub struct MsgPool {
+    free: Vec<MsgBuf>,
+    max_free: usize,
+    max_kept: usize,
+    in_use: usize,
+}
+
+impl MsgPool {
+    /// A pool keeping at most `max_free` idle buffers of at most `max_kept`
+    /// bytes of capacity each.
+    pub fn new(max_free: usize, max_kept: usize) -> MsgPool {
+        MsgPool {
+            free: Vec::new(),
+            max_free,
+            max_kept,
+            in_use: 0,
+        }
+    }
+
+    /// An empty buffer.
+    pub fn take(&mut self) -> MsgBuf {
+        self.in_use += 1;
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Return a buffer.
+    pub fn give(&mut self, mut v: MsgBuf) {
+        self.in_use -= 1;
+        if self.free.len() < self.max_free && v.capacity() <= self.max_kept {
+            v.clear();
+            self.free.push(v);
+        }
+    }
+
+    /// Buffers attached to connections.
+    pub fn in_use(&self) -> usize {
+        self.in_use
+    }
+
+    /// Idle buffers held.
+    pub fn idle(&self) -> usize {
+        self.free.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +357,19 @@ mod tests {
         p.give(c); // over max_free: freed
         assert_eq!(p.idle(), 2);
         assert_eq!(p.in_use(), 0);
+        let mut m = MsgPool::new(1, 1024);
+        let mut v = m.take();
+        v.extend_from_slice(b"abc");
+        let pv = v.as_ptr();
+        m.give(v);
+        let v = m.take();
+        assert!(v.is_empty());
+        assert_eq!(v.as_ptr(), pv, "reused, capacity kept");
+        let mut big = m.take();
+        big.resize(2048, 0);
+        m.give(v);
+        m.give(big); // grew past max_kept: freed
+        assert_eq!((m.idle(), m.in_use()), (1, 0));
         let again = p.take();
         assert!(again.len() == 64);
         let _ = pa;

@@ -7,7 +7,7 @@
 //! byte before `start` is free for the core to overwrite. The core decodes
 //! and unmasks frames in place, writes each echo header over the tail of the
 //! client header it answers (4 bytes shorter, always fits), and queues ranges
-//! of `buf` in an [`Output`]. It returns how far it consumed; the caller
+//! of `buf` in an [`Output`](crate::output::Output). It returns how far it consumed; the caller
 //! keeps the rest (never more than a partial frame header, a partial control
 //! frame or a partial request) for the next call, after writing or copying
 //! out everything the `Output` points at.
@@ -25,11 +25,14 @@
 
 use std::time::Duration;
 
+use crate::buffer::MsgBuf;
+use crate::conn_id::ConnId;
+use crate::context::{self, Context, Tx};
 use crate::error::{close_code, HandshakeError, ProtocolError};
+use crate::events::Events;
 use crate::frame::{self, opcode, Role};
-use crate::handler::{Handler, MessageKind, Reply};
 use crate::handshake::{self, HandshakeConfig, Outcome};
-use crate::output::Output;
+use crate::service::{Delivery, Message, MessageKind};
 use crate::{http, mask, utf8};
 
 /// A point in time, in milliseconds on the caller's clock (the server counts
@@ -49,6 +52,9 @@ pub struct Settings {
     pub handshake: HandshakeConfig,
     /// Longest message accepted, in bytes; longer ones fail with 1009.
     pub max_message: u64,
+    /// Longest message a service collects whole ([`Delivery::Collect`]);
+    /// longer ones fail with 1009.
+    pub max_collected: u64,
     /// How long a client may take to send its request head.
     pub handshake_timeout: Duration,
     /// How long to wait for the peer's close after sending ours.
@@ -72,6 +78,7 @@ impl Default for Settings {
         Settings {
             handshake: HandshakeConfig::default(),
             max_message: 16 << 20,
+            max_collected: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             chunk_size: 16 << 10,
@@ -98,12 +105,43 @@ pub enum State {
     Closed,
 }
 
-/// One connection's protocol state (about 64 bytes; no buffers).
+/// Where the reader is in the byte stream of an open connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// At a frame header.
+    Header,
+    /// Inside a data frame's payload (its header consumed); `fin`: the
+    /// frame ends its message.
+    Payload { fin: bool },
+}
+
+/// An HTTP answer the connection owes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Nothing,
+    /// Refuse the request with this once its head is in (the server is
+    /// full or shutting down); metrics and health are still answered.
+    Refuse(HandshakeError),
+    /// Requests for the caller to answer (see [`Route`]); unit variants,
+    /// so the whole enum fits in one byte.
+    Metrics,
+    Health,
+}
+
+impl Pending {
+    fn refusal(self) -> Option<HandshakeError> {
+        match self {
+            Pending::Refuse(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One connection's protocol state (72 bytes; no buffers).
 #[derive(Debug)]
 pub struct Conn {
     state: State,
-    /// Inside a data frame (its header is consumed).
-    in_frame: bool,
+    reading: Reading,
     /// Payload bytes of the current data frame not yet echoed or skipped.
     remaining: u64,
     /// Bytes of the current chunk already in the buffer, unmasked; during
@@ -111,13 +149,13 @@ pub struct Conn {
     got: u32,
     /// Of those, bytes validated as UTF-8 (a text chunk).
     checked: u32,
+    /// The frame's masking key, turned so that `mask[0]` applies to the
+    /// first byte of the current chunk.
     mask: [u8; 4],
-    mask_phase: u8,
-    fin: bool,
     /// The open data message, if any.
     msg: Option<MessageKind>,
-    /// The handler wants the open message echoed.
-    echo: bool,
+    /// How the service takes the open message.
+    delivery: Delivery,
     /// An echo frame of the open message has been queued already.
     started: bool,
     /// Bytes of the open message so far, for the size limit.
@@ -132,26 +170,30 @@ pub struct Conn {
     last_rx: Millis,
     /// A heartbeat ping went out and nothing has arrived since.
     pinged: bool,
-    /// A request for the caller to answer (see [`Route`]).
-    route: Option<Route>,
-    /// Refuse the request with this once its head is in (the server is
-    /// full or shutting down); metrics and health are still answered.
-    refusal: Option<HandshakeError>,
+    /// An HTTP answer owed: see [`Pending`].
+    pending: Pending,
+    /// The subprotocol chosen, as its index in the settings plus one (0:
+    /// none).
+    protocol: u8,
+    /// Attached from a pool only while needed: the collected part of a
+    /// message ([`Delivery::Collect`]), or the service's sends held back
+    /// behind a half-sent echo ([`Delivery::Echo`]).
+    msgbuf: Option<MsgBuf>,
+    id: ConnId,
 }
 
 impl Conn {
-    pub fn new(now: Millis, s: &Settings) -> Conn {
+    pub fn new(now: Millis, s: &Settings, id: ConnId) -> Conn {
         Conn {
             state: State::Handshake,
-            in_frame: false,
+            reading: Reading::Header,
             remaining: 0,
             got: 0,
             checked: 0,
             mask: [0; 4],
-            mask_phase: 0,
-            fin: false,
+
             msg: None,
-            echo: false,
+            delivery: Delivery::Discard,
             started: false,
             msg_len: 0,
             carry: [0; 3],
@@ -159,8 +201,84 @@ impl Conn {
             deadline: now + millis(s.handshake_timeout),
             last_rx: now,
             pinged: false,
-            route: None,
-            refusal: None,
+            pending: Pending::Nothing,
+            protocol: 0,
+            msgbuf: None,
+            id,
+        }
+    }
+
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Give back a pooled buffer still attached (the connection ends).
+    pub fn release(&mut self, pool: &mut crate::buffer::MsgPool) {
+        if let Some(b) = self.msgbuf.take() {
+            pool.give(b);
+        }
+    }
+
+    /// The subprotocol negotiated, if any.
+    pub fn protocol<'s>(&self, s: &'s Settings) -> Option<&'s str> {
+        (self.protocol > 0).then(|| s.handshake.subprotocols[self.protocol as usize - 1].as_str())
+    }
+
+    /// A context for one callback.
+    #[inline]
+    fn cx<'c>(
+        &self,
+        tx: &'c mut Tx<'_>,
+        input: &'c [u8],
+        s: &'c Settings,
+        now: Millis,
+    ) -> Context<'c> {
+        Context::new(
+            tx,
+            input,
+            self.id,
+            now,
+            &s.handshake.subprotocols,
+            self.protocol,
+            self.state == State::Open,
+        )
+    }
+
+    /// Run a service callback outside of input (the backlog drained): with
+    /// a context, on an open connection only.
+    pub fn callback<E: Events>(
+        &mut self,
+        tx: &mut Tx<'_>,
+        s: &Settings,
+        h: &mut E,
+        now: Millis,
+        f: impl FnOnce(&mut E, &mut Context<'_>),
+    ) {
+        if self.state != State::Open {
+            return;
+        }
+        let mut cx = self.cx(tx, &[], s, now);
+        f(h, &mut cx);
+        let close = cx.finish_callback();
+        self.closed_by_service(close, s, h, now);
+    }
+
+    /// After a callback: a close the service asked for (its frame is
+    /// queued) turns the connection to `CloseSent`.
+    #[inline]
+    fn closed_by_service<E: Events>(
+        &mut self,
+        code: Option<u16>,
+        s: &Settings,
+        h: &mut E,
+        now: Millis,
+    ) {
+        if let Some(code) = code {
+            h.close_sent(code);
+            if self.state == State::Open {
+                self.state = State::CloseSent;
+                self.deadline = now + millis(s.close_timeout);
+            }
         }
     }
 
@@ -181,13 +299,7 @@ impl Conn {
     /// or a peer that never answered our close ends the connection. An open
     /// connection silent for `ping_interval` gets a ping; silent for
     /// `pong_timeout` more, or for `idle_timeout`, it is closed with 1001.
-    pub fn on_timeout<H: Handler>(
-        &mut self,
-        now: Millis,
-        out: &mut Output,
-        s: &Settings,
-        h: &mut H,
-    ) {
+    pub fn on_timeout<E: Events>(&mut self, now: Millis, tx: &mut Tx<'_>, s: &Settings, h: &mut E) {
         if self.deadline == 0 || now < self.deadline {
             return;
         }
@@ -201,7 +313,7 @@ impl Conn {
             // the idle deadline, if sooner) passed. Say so, but do not wait
             // for a close from a peer that has stopped talking.
             log::debug!("no answer to a ping");
-            self.send_close(close_code::GOING_AWAY, out, s, h, now);
+            self.send_close(close_code::GOING_AWAY, tx, s, h, now);
             self.state = State::Closed;
             self.deadline = 0;
             return;
@@ -209,13 +321,13 @@ impl Conn {
         let idle_at = s.idle_timeout.map(|i| self.last_rx + millis(i));
         if idle_at.is_some_and(|t| now >= t) {
             log::debug!("idle timeout");
-            self.send_close(close_code::GOING_AWAY, out, s, h, now);
+            self.send_close(close_code::GOING_AWAY, tx, s, h, now);
             return;
         }
         if s.ping_interval
             .is_some_and(|p| now >= self.last_rx + millis(p))
         {
-            out.push_bytes(&[0x80 | opcode::PING, 0]);
+            tx.out.push_bytes(&[0x80 | opcode::PING, 0]);
             self.pinged = true;
             // The peer has pong_timeout from now, whenever the (lazily
             // checked) ping actually went out.
@@ -240,7 +352,14 @@ impl Conn {
     /// A plain HTTP request for the caller to answer; the connection is
     /// closed once the answer is out.
     pub fn take_route(&mut self) -> Option<Route> {
-        self.route.take()
+        match std::mem::replace(&mut self.pending, Pending::Nothing) {
+            Pending::Metrics => Some(Route::Metrics),
+            Pending::Health => Some(Route::Health),
+            other => {
+                self.pending = other;
+                None
+            }
+        }
     }
 
     /// The peer closed its side of TCP.
@@ -251,16 +370,16 @@ impl Conn {
 
     /// Start a close from our side (shutdown, idle peer): send `code` and wait
     /// for the peer's close.
-    pub fn close<H: Handler>(
+    pub fn close<E: Events>(
         &mut self,
         code: u16,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) {
         match self.state {
-            State::Open => self.send_close(code, out, s, h, now),
+            State::Open => self.send_close(code, tx, s, h, now),
             // A request under way still gets an answer (503) once its head
             // is in, rather than a connection closed under it.
             State::Handshake => self.refuse_when_read(HandshakeError::Unavailable),
@@ -275,29 +394,29 @@ impl Conn {
     /// can be observed.
     pub fn refuse_when_read(&mut self, err: HandshakeError) {
         if self.state == State::Handshake {
-            self.refusal = Some(err);
+            self.pending = Pending::Refuse(err);
         }
     }
 
     /// Refuse a request at the HTTP level (e.g. the server is full).
-    pub fn refuse<H: Handler>(&mut self, err: HandshakeError, out: &mut Output, h: &mut H) {
+    pub fn refuse<E: Events>(&mut self, err: HandshakeError, tx: &mut Tx<'_>, h: &mut E) {
         log::debug!("refusing request: {err}");
-        h.on_refused(err);
-        let n = http::write_error_response(out.scratch_space(), err);
-        out.commit_scratch(n);
+        h.refused(err);
+        let n = http::write_error_response(tx.out.scratch_space(), err);
+        tx.out.commit_scratch(n);
         self.state = State::Closed;
         self.deadline = 0;
     }
 
     /// Process `buf[start..]` in place, queueing output in `out` (which the
     /// caller has cleared). Returns the index up to which input is consumed.
-    pub fn process<H: Handler>(
+    pub fn process<E: Events>(
         &mut self,
         buf: &mut [u8],
         start: usize,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) -> usize {
         let mut pos = start;
@@ -307,27 +426,27 @@ impl Conn {
             self.pinged = false;
         }
         if self.state == State::Handshake {
-            match self.handshake(buf, start, out, s, h, now) {
+            match self.handshake(buf, start, tx, s, h, now) {
                 Some(p) => pos = p,
                 None if self.state == State::Handshake => return start,
                 None => return buf.len(),
             }
         }
         match self.state {
-            State::Open | State::CloseSent => self.frames(buf, pos, out, s, h, now),
+            State::Open | State::CloseSent => self.frames(buf, pos, tx, s, h, now),
             _ => buf.len(),
         }
     }
 
     /// Returns where the frames begin once the upgrade is accepted, `None`
     /// while the head is incomplete or after refusing it.
-    fn handshake<H: Handler>(
+    fn handshake<E: Events>(
         &mut self,
         buf: &[u8],
         start: usize,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) -> Option<usize> {
         let head = &buf[start..];
@@ -338,58 +457,72 @@ impl Conn {
                 return None;
             }
             Err(e) => {
-                self.refuse(e, out, h);
+                self.refuse(e, tx, h);
                 return None;
             }
         };
-        let mut parsed = handshake::parse(&head[..end], &s.handshake);
-        if let (Some(err), Ok(Outcome::Upgrade { .. } | Outcome::Page)) = (self.refusal, &parsed) {
+        let mut headers = [httparse::EMPTY_HEADER; handshake::MAX_HEADERS];
+        let mut parsed = handshake::parse_request(&head[..end], &s.handshake, &mut headers);
+        if let (Some(err), Ok((Outcome::Upgrade { .. } | Outcome::Page, _))) =
+            (self.pending.refusal(), &parsed)
+        {
             parsed = Err(err);
         }
         match parsed {
-            Ok(Outcome::Upgrade { accept, protocol }) => {
-                let protocol = protocol.map(|i| s.handshake.subprotocols[i].as_str());
-                let n = handshake::write_upgrade_response(out.scratch_space(), &accept, protocol);
-                out.commit_scratch(n);
+            Ok((Outcome::Upgrade { accept, protocol }, req)) => {
+                self.protocol = protocol.map_or(0, |i| i as u8 + 1);
+                let n = handshake::write_upgrade_response(
+                    tx.out.scratch_space(),
+                    &accept,
+                    self.protocol(s),
+                );
+                tx.out.commit_scratch(n);
                 self.state = State::Open;
                 self.got = 0;
                 self.last_rx = now;
                 self.deadline = self.next_check(s);
-                h.on_open(protocol);
+                let mut cx = self.cx(tx, buf, s, now);
+                h.open(&req, &mut cx);
+                let close = cx.finish_callback();
+                self.closed_by_service(close, s, h, now);
                 Some(start + end)
             }
-            Ok(Outcome::Page) => {
-                let n = http::write_page_head(out.scratch_space());
-                out.commit_scratch(n);
-                out.push_static(http::PAGE);
+            Ok((Outcome::Page, _)) => {
+                let Some(page) = h.page() else {
+                    self.refuse(HandshakeError::NotWebSocket, tx, h);
+                    return None;
+                };
+                let n = http::write_page_head(tx.out.scratch_space(), page.len());
+                tx.out.commit_scratch(n);
+                tx.out.push_static(page);
                 self.state = State::Closed;
                 self.deadline = 0;
                 None
             }
-            Ok(Outcome::Metrics | Outcome::Health) => {
-                self.route = Some(if matches!(parsed, Ok(Outcome::Metrics)) {
-                    Route::Metrics
+            Ok((route @ (Outcome::Metrics | Outcome::Health), _)) => {
+                self.pending = if route == Outcome::Metrics {
+                    Pending::Metrics
                 } else {
-                    Route::Health
-                });
+                    Pending::Health
+                };
                 self.state = State::Closed;
                 self.deadline = 0;
                 None
             }
             Err(e) => {
-                self.refuse(e, out, h);
+                self.refuse(e, tx, h);
                 None
             }
         }
     }
 
-    fn frames<H: Handler>(
+    fn frames<E: Events>(
         &mut self,
         buf: &mut [u8],
         mut pos: usize,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) -> usize {
         let end = buf.len();
@@ -400,21 +533,21 @@ impl Conn {
             if self.state == State::Closed {
                 return end;
             }
-            if self.in_frame {
-                if !out.has_room() {
+            if let Reading::Payload { .. } = self.reading {
+                if !tx.out.has_room() {
                     return pos;
                 }
-                match self.data_step(buf, pos, room, out, s, h) {
+                match self.data_step(buf, pos, room, tx, s, h, now) {
                     Ok(Step::Next(next)) => {
                         pos = next;
                         room = next;
                     }
                     Ok(Step::Wait(at)) => return at,
-                    Err(e) => self.fail(e, out, s, h, now),
+                    Err(e) => self.fail(e, tx, s, h, now),
                 }
                 continue;
             }
-            if pos == end || !out.has_room() {
+            if pos == end || !tx.out.has_room() {
                 return pos;
             }
             let hdr = match frame::decode(&buf[pos..end], Role::FromClient) {
@@ -423,7 +556,7 @@ impl Conn {
                 Err(e) => {
                     // The frame boundaries are lost: nothing after this can
                     // be parsed, so there is no close to wait for either.
-                    self.fail(e, out, s, h, now);
+                    self.fail(e, tx, s, h, now);
                     self.state = State::Closed;
                     self.deadline = 0;
                     return end;
@@ -438,20 +571,18 @@ impl Conn {
                     return pos;
                 }
                 mask::apply(&mut buf[payload..fend], key, 0);
-                self.control(buf, payload, fend, hdr.opcode, out, s, h, now);
+                self.control(buf, payload, fend, hdr.opcode, tx, s, h, now);
                 pos = fend;
                 room = pos;
                 continue;
             }
             if self.state == State::Open {
-                if let Err(e) = self.begin_data(hdr.opcode, hdr.len, s, h) {
-                    self.fail(e, out, s, h, now);
+                if let Err(e) = self.begin_data(hdr.opcode, hdr.len, buf, tx, s, h, now) {
+                    self.fail(e, tx, s, h, now);
                 }
             }
-            self.in_frame = true;
-            self.fin = hdr.fin;
+            self.reading = Reading::Payload { fin: hdr.fin };
             self.mask = key;
-            self.mask_phase = 0;
             self.remaining = hdr.len;
             self.got = 0;
             self.checked = 0;
@@ -460,13 +591,18 @@ impl Conn {
         }
     }
 
-    /// Sequencing and size rules for a new data frame (§5.4).
-    fn begin_data<H: Handler>(
+    /// Sequencing and size rules for a new data frame (§5.4); asks the
+    /// service how a new message is delivered.
+    #[allow(clippy::too_many_arguments)]
+    fn begin_data<E: Events>(
         &mut self,
         op: u8,
         len: u64,
+        buf: &[u8],
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
+        now: Millis,
     ) -> Result<(), ProtocolError> {
         let kind = match (op, self.msg) {
             (opcode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
@@ -485,7 +621,13 @@ impl Conn {
         if let Some(kind) = kind {
             self.msg = Some(kind);
             self.started = false;
-            self.echo = h.on_message(kind) == Reply::Echo;
+            let mut cx = self.cx(tx, buf, s, now);
+            self.delivery = h.message(kind, &mut cx);
+            let close = cx.finish_callback();
+            self.closed_by_service(close, s, h, now);
+        }
+        if self.delivery == Delivery::Collect && total > s.max_collected {
+            return Err(ProtocolError::MessageTooBig);
         }
         Ok(())
     }
@@ -499,14 +641,16 @@ impl Conn {
     /// text fails at once; the chunk is echoed when complete. Returns where
     /// the next unprocessed byte is, or where to resume once more input has
     /// arrived (a partial chunk stays in the buffer, already unmasked).
-    fn data_step<H: Handler>(
+    #[allow(clippy::too_many_arguments)]
+    fn data_step<E: Events>(
         &mut self,
         buf: &mut [u8],
         pos: usize,
         room: usize,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
+        now: Millis,
     ) -> Result<Step, ProtocolError> {
         let avail_all = buf.len() - pos;
         if self.state != State::Open {
@@ -516,18 +660,14 @@ impl Conn {
             if self.remaining > 0 {
                 return Ok(Step::Wait(pos + n));
             }
-            self.in_frame = false;
+            self.reading = Reading::Header;
             return Ok(Step::Next(pos + n));
         }
         let chunk = self.remaining.min(s.chunk_size as u64) as usize;
         let avail = avail_all.min(chunk);
         let got = self.got as usize;
         if avail > got {
-            self.mask_phase = mask::apply(
-                &mut buf[pos + got..pos + avail],
-                self.mask,
-                self.mask_phase as usize,
-            ) as u8;
+            mask::apply(&mut buf[pos + got..pos + avail], self.mask, got % 4);
             self.got = avail as u32;
             if self.msg == Some(MessageKind::Text) {
                 self.check_text(&buf[pos..pos + avail])?;
@@ -536,13 +676,15 @@ impl Conn {
         if avail < chunk {
             return Ok(Step::Wait(pos));
         }
-        let last = self.fin && self.remaining == chunk as u64;
-        self.emit_chunk(buf, room, pos, pos + chunk, last, out, h)?;
+        let last = matches!(self.reading, Reading::Payload { fin: true })
+            && self.remaining == chunk as u64;
+        self.emit_chunk(buf, room, pos, pos + chunk, last, tx, s, h, now)?;
         self.remaining -= chunk as u64;
+        self.mask.rotate_left(chunk % 4);
         self.got = 0;
         self.checked = 0;
         if self.remaining == 0 {
-            self.in_frame = false;
+            self.reading = Reading::Header;
         }
         Ok(Step::Next(pos + chunk))
     }
@@ -575,18 +717,21 @@ impl Conn {
         Ok(())
     }
 
-    /// Queue the echo of the complete chunk `buf[a..b]` (unmasked and, for
-    /// text, validated up to `checked`); `buf[room..a]` is free.
+    /// Hand the complete chunk `buf[a..b]` (unmasked and, for text,
+    /// validated up to `checked`) to the service as it asked, queueing its
+    /// echo first if it asked for one; `buf[room..a]` is free.
     #[allow(clippy::too_many_arguments)]
-    fn emit_chunk<H: Handler>(
+    fn emit_chunk<E: Events>(
         &mut self,
         buf: &mut [u8],
         room: usize,
         a: usize,
         b: usize,
         last: bool,
-        out: &mut Output,
-        h: &mut H,
+        tx: &mut Tx<'_>,
+        s: &Settings,
+        h: &mut E,
+        now: Millis,
     ) -> Result<(), ProtocolError> {
         let kind = self.msg.expect("begin_data opened a message");
         let carry = self.carry;
@@ -611,88 +756,220 @@ impl Conn {
             (b, 0)
         };
         let len = carry_len + (valid_end - a);
-        if self.echo && (len > 0 || last) {
-            let op = if self.started {
-                opcode::CONTINUATION
-            } else if kind == MessageKind::Text {
-                opcode::TEXT
-            } else {
-                opcode::BINARY
-            };
-            let hl = frame::header_len(len as u64, false);
-            if a - room >= hl + carry_len {
-                buf[a - carry_len..a].copy_from_slice(&carry[..carry_len]);
-                let hs = frame::encode_before(buf, a - carry_len, last, op, len as u64);
-                out.push_input(hs, valid_end);
-            } else {
-                // No room in front (a later chunk of a long frame, or a
-                // carried code point in front of a payload whose length
-                // needs a longer header): the header and the carried bytes
-                // go out from scratch, the payload still from the buffer.
-                let mut tmp = [0u8; frame::MAX_HEADER + 3];
-                let n = frame::encode(&mut tmp, last, op, len as u64, None);
-                tmp[n..n + carry_len].copy_from_slice(&carry[..carry_len]);
-                out.push_bytes(&tmp[..n + carry_len]);
-                out.push_input(a, valid_end);
+        h.payload(len, self.delivery == Delivery::Echo);
+        match self.delivery {
+            Delivery::Echo => {
+                if len > 0 || last {
+                    self.echo_frame(buf, room, a, valid_end, &carry[..carry_len], last, tx);
+                }
+                if last {
+                    self.release_held(buf, tx);
+                }
+                self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now);
             }
-            self.started = true;
+            Delivery::Stream => {
+                self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now)
+            }
+            Delivery::Collect => {
+                self.collect(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now)
+            }
+            Delivery::Discard => {}
         }
-        if carry_len > 0 {
-            h.on_data(&carry[..carry_len]);
-        }
-        h.on_data(&buf[a..valid_end]);
         self.carry[..new_carry].copy_from_slice(&buf[valid_end..b]);
         self.carry_len = new_carry as u8;
         if last {
             self.msg = None;
             self.msg_len = 0;
             self.started = false;
-            h.on_message_end();
+            if matches!(self.delivery, Delivery::Echo | Delivery::Stream)
+                && self.state == State::Open
+            {
+                let mut cx = self.cx(tx, buf, s, now);
+                h.end(&mut cx);
+                let close = cx.finish_callback();
+                self.closed_by_service(close, s, h, now);
+            }
         }
         Ok(())
     }
 
+    /// Queue the echo of `carry` + `buf[a..v]` as one frame.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn echo_frame(
+        &mut self,
+        buf: &mut [u8],
+        room: usize,
+        a: usize,
+        v: usize,
+        carry: &[u8],
+        last: bool,
+        tx: &mut Tx<'_>,
+    ) {
+        let kind = self.msg.expect("an open message");
+        let len = carry.len() + (v - a);
+        let op = if self.started {
+            opcode::CONTINUATION
+        } else if kind == MessageKind::Text {
+            opcode::TEXT
+        } else {
+            opcode::BINARY
+        };
+        let hl = frame::header_len(len as u64, false);
+        if a - room >= hl + carry.len() {
+            buf[a - carry.len()..a].copy_from_slice(carry);
+            let hs = frame::encode_before(buf, a - carry.len(), last, op, len as u64);
+            tx.out.push_input(hs, v);
+        } else {
+            // No room in front (a later chunk of a long frame, or a
+            // carried code point in front of a payload whose length
+            // needs a longer header): the header and the carried bytes
+            // go out from scratch, the payload still from the buffer.
+            let mut tmp = [0u8; frame::MAX_HEADER + 3];
+            let n = frame::encode(&mut tmp, last, op, len as u64, None);
+            tmp[n..n + carry.len()].copy_from_slice(carry);
+            tx.out.push_bytes(&tmp[..n + carry.len()]);
+            tx.out.push_input(a, v);
+        }
+        self.started = true;
+    }
+
+    /// The echo's last frame is queued: what the service sent while it was
+    /// half out follows it now.
+    #[inline]
+    fn release_held(&mut self, buf: &[u8], tx: &mut Tx<'_>) {
+        if let Some(held) = self.msgbuf.take() {
+            Self::queue_held(held, buf, tx);
+        }
+    }
+
+    #[cold]
+    fn queue_held(held: MsgBuf, buf: &[u8], tx: &mut Tx<'_>) {
+        context::queue(tx.out, buf, tx.sink, &[], &[&held]);
+        tx.pool.give(held);
+    }
+
+    /// Give `carry` + `buf[a..v]` to the service as pieces.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn pieces<E: Events>(
+        &mut self,
+        buf: &[u8],
+        carry: &[u8],
+        a: usize,
+        v: usize,
+        last: bool,
+        tx: &mut Tx<'_>,
+        s: &Settings,
+        h: &mut E,
+        now: Millis,
+    ) {
+        if self.state != State::Open {
+            return;
+        }
+        // Sends wait while this message's echo is half out.
+        let hold = self.delivery == Delivery::Echo && self.started && !last;
+        let mut cx = self.cx(tx, buf, s, now);
+        if hold {
+            cx.hold = Some(&mut self.msgbuf);
+        }
+        if !carry.is_empty() {
+            h.piece(carry, &mut cx);
+        }
+        h.piece(&buf[a..v], &mut cx);
+        let close = cx.finish_callback();
+        self.closed_by_service(close, s, h, now);
+    }
+
+    /// Gather `carry` + `buf[a..v]`; at the last piece hand the whole
+    /// message over, straight from the read buffer when it is all there.
+    #[allow(clippy::too_many_arguments)]
+    fn collect<E: Events>(
+        &mut self,
+        buf: &[u8],
+        carry: &[u8],
+        a: usize,
+        v: usize,
+        last: bool,
+        tx: &mut Tx<'_>,
+        s: &Settings,
+        h: &mut E,
+        now: Millis,
+    ) {
+        if self.state != State::Open {
+            return;
+        }
+        let kind = self.msg.expect("an open message");
+        let gathered = self.msgbuf.is_some() || !carry.is_empty();
+        if !last || gathered {
+            let m = self.msgbuf.get_or_insert_with(|| tx.pool.take());
+            m.extend_from_slice(carry);
+            m.extend_from_slice(&buf[a..v]);
+            if !last {
+                return;
+            }
+        }
+        let held = self.msgbuf.take();
+        let bytes = held.as_deref().map_or(&buf[a..v], |m| &m[..]);
+        let msg = match kind {
+            // Validated as it arrived; checked once more as a whole for
+            // the &str.
+            MessageKind::Text => match std::str::from_utf8(bytes) {
+                Ok(t) => Message::Text(t),
+                Err(_) => unreachable!("text is validated before it is collected"),
+            },
+            MessageKind::Binary => Message::Binary(bytes),
+        };
+        let mut cx = self.cx(tx, buf, s, now);
+        h.whole(msg, &mut cx);
+        let close = cx.finish_callback();
+        if let Some(m) = held {
+            tx.pool.give(m);
+        }
+        self.closed_by_service(close, s, h, now);
+    }
+
     /// A whole, unmasked control frame with payload `buf[p..e]`.
     #[allow(clippy::too_many_arguments)]
-    fn control<H: Handler>(
+    fn control<E: Events>(
         &mut self,
         buf: &mut [u8],
         p: usize,
         e: usize,
         op: u8,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) {
         match (op, self.state) {
             (opcode::PING, State::Open) => {
                 let hs = frame::encode_before(buf, p, true, opcode::PONG, (e - p) as u64);
-                out.push_input(hs, e);
+                tx.out.push_input(hs, e);
             }
             (opcode::CLOSE, State::Open) => match close_payload(&buf[p..e]) {
                 Ok(code) => {
-                    h.on_close(code);
+                    h.peer_closed(code);
                     // Answer with the same code (none if the peer gave none).
                     if let Some(c) = code {
-                        h.on_close_sent(c);
+                        h.close_sent(c);
                     }
                     let n = if code.is_some() { 2 } else { 0 };
                     let hs = frame::encode_before(buf, p, true, opcode::CLOSE, n as u64);
-                    out.push_input(hs, p + n);
+                    tx.out.push_input(hs, p + n);
                     self.state = State::Closed;
                     self.deadline = 0;
                 }
                 Err(err) => {
                     // The peer has already closed its side of the
                     // conversation: there is no close left to wait for.
-                    self.fail(err, out, s, h, now);
+                    self.fail(err, tx, s, h, now);
                     self.state = State::Closed;
                     self.deadline = 0;
                 }
             },
             (opcode::CLOSE, State::CloseSent) => {
-                h.on_close(close_payload(&buf[p..e]).ok().flatten());
+                h.peer_closed(close_payload(&buf[p..e]).ok().flatten());
                 self.state = State::Closed;
                 self.deadline = 0;
             }
@@ -703,37 +980,74 @@ impl Conn {
     }
 
     /// Fail the connection (§7.1.7): send a close with the error's code.
-    fn fail<H: Handler>(
+    fn fail<E: Events>(
         &mut self,
         e: ProtocolError,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) {
         log::debug!("failing connection: {e}");
         if self.state == State::Open {
-            self.send_close(e.close_code(), out, s, h, now);
+            self.send_close(e.close_code(), tx, s, h, now);
         }
         self.carry_len = 0;
         self.got = 0;
         self.checked = 0;
+        if let Some(b) = self.msgbuf.take() {
+            tx.pool.give(b);
+        }
     }
 
-    fn send_close<H: Handler>(
+    fn send_close<E: Events>(
         &mut self,
         code: u16,
-        out: &mut Output,
+        tx: &mut Tx<'_>,
         s: &Settings,
-        h: &mut H,
+        h: &mut E,
         now: Millis,
     ) {
-        h.on_close_sent(code);
+        h.close_sent(code);
         let c = code.to_be_bytes();
-        out.push_bytes(&[0x88, 0x02, c[0], c[1]]);
+        tx.out.push_bytes(&[0x88, 0x02, c[0], c[1]]);
         self.state = State::CloseSent;
         self.deadline = now + millis(s.close_timeout);
     }
+}
+
+/// Spare room a read buffer keeps past one echo chunk (a frame header and
+/// a control frame), so a chunk always fits once compacted.
+pub const CHUNK_SLACK: usize = 256;
+
+/// The one loop between a read buffer and the core: process what is
+/// buffered, consume it, send each pass's output through `tx.sink`, and
+/// compact what is left (a partial frame or request) to the front. Returns
+/// false once the sink is broken.
+pub fn pump<E: Events>(
+    conn: &mut Conn,
+    rbuf: &mut crate::buffer::ReadBuf,
+    tx: &mut Tx<'_>,
+    s: &Settings,
+    h: &mut E,
+    now: Millis,
+) -> bool {
+    let ok = loop {
+        let start = rbuf.start();
+        tx.out.clear();
+        let next = conn.process(rbuf.data_mut(), start, tx, s, h, now);
+        debug_assert!(next >= start && next <= rbuf.data().len());
+        rbuf.consume_to(next);
+        tx.sink.flush(tx.out, rbuf.data(), &[]);
+        if tx.sink.is_broken() {
+            break false;
+        }
+        if next == start || rbuf.is_empty() || conn.is_closed() {
+            break true;
+        }
+    };
+    rbuf.compact(s.chunk_size + CHUNK_SLACK);
+    ok
 }
 
 /// How far [`Conn::data_step`] got.

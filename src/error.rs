@@ -93,6 +93,12 @@ pub mod close_code {
     pub fn is_valid_received(code: u16) -> bool {
         matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
     }
+
+    /// Whether a service may close with `code`: the codes a peer may send,
+    /// so every conforming peer accepts it.
+    pub fn is_sendable(code: u16) -> bool {
+        is_valid_received(code)
+    }
 }
 
 /// Why the server fails an open connection (RFC 6455 §5–§8).

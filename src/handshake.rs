@@ -20,6 +20,7 @@ use base64::Engine as _;
 
 use crate::error::HandshakeError;
 use crate::http::Cursor;
+use crate::service::Request;
 
 /// Most request headers accepted; one more is refused as `TooLarge`.
 pub const MAX_HEADERS: usize = 64;
@@ -193,10 +194,20 @@ pub fn scan_head(
 ///
 /// Then the subprotocol is chosen (see [`choose_protocol`]); that never fails.
 pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    parse_request(head, cfg, &mut headers).map(|(outcome, _)| outcome)
+}
+
+/// [`parse`], also returning the request (target and headers, borrowed
+/// from `head`) for the service to look at.
+pub fn parse_request<'h>(
+    head: &'h [u8],
+    cfg: &HandshakeConfig,
+    headers: &'h mut [httparse::Header<'h>; MAX_HEADERS],
+) -> Result<(Outcome, Request<'h>), HandshakeError> {
     use HandshakeError::*;
 
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    let mut req = httparse::Request::new(headers);
     match req.parse(head) {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         Ok(_) => return Err(Malformed),
@@ -207,7 +218,8 @@ pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeErr
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(Malformed);
     };
-    let headers: &[httparse::Header<'_>] = req.headers;
+    let headers: &'h [httparse::Header<'h>] = req.headers;
+    let request = Request { target, headers };
 
     if method != "GET" {
         return Err(MethodNotAllowed);
@@ -215,9 +227,9 @@ pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeErr
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     if path != cfg.path {
         return if cfg.metrics_path.as_deref() == Some(path) {
-            Ok(Outcome::Metrics)
+            Ok((Outcome::Metrics, request))
         } else if cfg.health_path.as_deref() == Some(path) {
-            Ok(Outcome::Health)
+            Ok((Outcome::Health, request))
         } else {
             Err(NotFound)
         };
@@ -258,7 +270,7 @@ pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeErr
     }
 
     if !upgrade_seen {
-        return Ok(Outcome::Page);
+        return Ok((Outcome::Page, request));
     }
     if version == 0 {
         return Err(HttpVersion);
@@ -289,10 +301,11 @@ pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeErr
         return Err(ForbiddenOrigin);
     }
 
-    Ok(Outcome::Upgrade {
+    let outcome = Outcome::Upgrade {
         accept: accept_key(key),
         protocol: choose_protocol(headers, &cfg.subprotocols),
-    })
+    };
+    Ok((outcome, request))
 }
 
 /// Whether a (trimmed) `Origin` value may open a connection.

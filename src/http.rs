@@ -111,21 +111,21 @@ pub fn write_error_response(out: &mut [u8], err: HandshakeError) -> usize {
     w.len()
 }
 
-/// Writes the head of the `200 OK` that serves [`PAGE`]; the caller sends
-/// `PAGE` right after it.
+/// Writes the head of the `200 OK` that serves a page of `len` bytes (such
+/// as [`PAGE`]); the caller sends the page right after it.
 ///
 /// `no-cache` so a browser picks up a new build of the page on reload
 /// instead of talking to a new server with an old client.
 ///
 /// # Panics
 /// If `out` is shorter than [`RESPONSE_BUF`].
-pub fn write_page_head(out: &mut [u8]) -> usize {
+pub fn write_page_head(out: &mut [u8], len: usize) -> usize {
     assert!(out.len() >= RESPONSE_BUF, "response buffer too small");
     let mut w = Cursor::new(out);
     w.put(b"HTTP/1.1 200 OK\r\n")
         .put(b"Content-Type: text/html; charset=utf-8\r\n")
         .put(b"Content-Length: ")
-        .put_num(PAGE.len())
+        .put_num(len)
         .put(b"\r\n")
         .put(b"Cache-Control: no-cache\r\n")
         .put(b"X-Content-Type-Options: nosniff\r\n")
@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn page_head_parses_back() {
         let mut out = [0u8; RESPONSE_BUF];
-        let n = write_page_head(&mut out);
+        let n = write_page_head(&mut out, PAGE.len());
         let mut headers = [httparse::EMPTY_HEADER; 16];
         let (code, head, resp) = parse(&out[..n], &mut headers);
         assert_eq!(code, 200);
@@ -296,7 +296,7 @@ mod tests {
         let n = write_error_response(&mut out, TooLarge);
         assert!(out[n..].iter().all(|&b| b == 0xAA));
         let mut out = [0xAAu8; RESPONSE_BUF];
-        let n = write_page_head(&mut out);
+        let n = write_page_head(&mut out, PAGE.len());
         assert!(out[n..].iter().all(|&b| b == 0xAA));
     }
 

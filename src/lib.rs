@@ -1,59 +1,94 @@
-//! zerows: a zero-copy, high-throughput WebSocket (RFC 6455) server on mio.
+//! zerows: a zero-copy, high-throughput WebSocket (RFC 6455) server library
+//! on mio.
 //!
-//! The crate is a sans-IO protocol core with a thin I/O shell:
-//!
-//! * [`handshake`] parses an upgrade request in place and writes the response;
-//!   [`http`] writes the plain HTTP answers and holds the page;
-//! * [`frame`] decodes and encodes frame headers, [`mask`] unmasks payloads in
-//!   place, [`utf8`] validates text incrementally;
-//! * [`conn`] is the per-connection state machine: bytes in, ranges of the
-//!   same bytes out ([`output`]), time passed in as an argument;
-//! * [`handler`] is what a service implements; [`metrics`] counts what
-//!   passes through it;
-//! * [`buffer`] holds the pooled read buffers and output backlogs;
-//! * [`session`] moves one connection's bytes between a stream and the core,
-//!   and [`server`] is the single-threaded mio event loop that drives the
-//!   sessions from readiness and time.
-//!
-//! Errors are enums in [`error`], mapped there (and only there) to HTTP
-//! statuses and close codes.
-//!
-//! A service is a [`handler::Handler`]; the echo server is [`handler::Echo`]:
+//! A service implements [`Service`]: it gets one value of its own
+//! [`State`](Service::State) per connection, and every callback gets a
+//! [`Context`] to send on that connection. Each message arrives the way the
+//! service chooses ([`Delivery`]): collected whole, streamed in pieces,
+//! echoed back zero-copy, or discarded. [`Server`] runs one service on one
+//! event loop; [`Builder`] runs several loops on one port.
 //!
 //! ```no_run
-//! use zerows::handler::{Handler, MessageKind, Reply};
-//! use zerows::server::{Config, Server};
+//! use zerows::{Builder, Context, Message, Request, Service};
 //!
-//! /// Counts bytes and echoes only text.
-//! struct TextOnly(u64);
+//! /// Answers every message with "Received: " and the message.
+//! struct Received;
 //!
-//! impl Handler for TextOnly {
-//!     fn on_message(&mut self, kind: MessageKind) -> Reply {
-//!         if kind == MessageKind::Text { Reply::Echo } else { Reply::Discard }
-//!     }
-//!     fn on_data(&mut self, data: &[u8]) {
-//!         self.0 += data.len() as u64;
+//! impl Service for Received {
+//!     type State = ();
+//!
+//!     fn open(&mut self, _req: &Request<'_>, _cx: &mut Context<'_>) {}
+//!
+//!     fn whole(&mut self, _st: &mut (), msg: Message<'_>, cx: &mut Context<'_>) {
+//!         if let Message::Text(text) = msg {
+//!             // One frame from two parts: nothing is allocated.
+//!             let _ = cx.send_text_parts(&["Received: ", text]);
+//!         }
 //!     }
 //! }
 //!
 //! fn main() -> std::io::Result<()> {
-//!     Server::bind(Config::default(), TextOnly(0))?.run()
+//!     Builder::new().listen("127.0.0.1:9001".parse().unwrap()).run(|_| Received)
 //! }
 //! ```
+//!
+//! Inside, the crate is a sans-IO protocol core with a thin I/O shell:
+//!
+//! * protocol core, no I/O: `handshake` (upgrade request in place), `frame`
+//!   (headers), `mask` (unmasking in place), `utf8` (incremental
+//!   validation), `conn` (the per-connection state machine: bytes in,
+//!   ranges of the same bytes out, time passed in), `context` (the send
+//!   half as a service sees it), `events` (what the core reports to a
+//!   service), `error` (every error, and its HTTP status or close code);
+//! * I/O shell: `buffer` (pools, read buffers, backlogs), `output` (the
+//!   segments one pass sends), `session` (one connection's bytes between a
+//!   socket and the core), `server` (the mio event loop), `builder`;
+//! * plain HTTP: `http` (responses and the page), `metrics`.
+//!
+//! Those modules are public for the benches and fuzz targets only, and
+//! hidden from the documentation: the API is what the crate root exports.
+#![deny(missing_docs)]
 
+#[doc(hidden)]
 pub mod buffer;
+mod builder;
+#[doc(hidden)]
 pub mod conn;
+mod conn_id;
+#[doc(hidden)]
+pub mod context;
+#[doc(hidden)]
 pub mod error;
+#[doc(hidden)]
+pub mod events;
+#[doc(hidden)]
 pub mod frame;
-pub mod handler;
+#[doc(hidden)]
 pub mod handshake;
+#[doc(hidden)]
 pub mod http;
+#[doc(hidden)]
 pub mod mask;
+#[doc(hidden)]
 pub mod metrics;
+#[doc(hidden)]
 pub mod output;
+#[doc(hidden)]
 pub mod server;
+mod service;
+#[doc(hidden)]
 pub mod session;
+#[doc(hidden)]
 pub mod utf8;
+
+pub use builder::{Builder, Running};
+pub use conn::{Millis, Settings};
+pub use conn_id::ConnId;
+pub use context::{Context, SendStatus};
+pub use error::{close_code, HandshakeError};
+pub use handshake::HandshakeConfig;
+pub use server::{Config, Server, Stopper};
+pub use service::{Delivery, Echo, Message, MessageKind, Request, Service};
 
 #[cfg(test)]
 mod testutil;

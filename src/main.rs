@@ -1,19 +1,16 @@
 //! The `zerows` binary: a WebSocket echo endpoint.
 //!
-//! It parses options, binds the listeners (one set per event loop, with
-//! `SO_REUSEPORT` when there are several loops), runs the loops on their own
-//! threads and turns SIGINT/SIGTERM into a graceful shutdown; a second signal
-//! exits at once.
+//! It parses options, starts the echo service on the library's
+//! [`Builder`](zerows::Builder) and turns SIGINT/SIGTERM into a graceful
+//! shutdown; a second signal exits at once.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use zerows::conn::Settings;
-use zerows::handler::Echo;
-use zerows::handshake::HandshakeConfig;
-use zerows::server::{Config, Server};
+use signal_hook::iterator::Signals;
+use zerows::{Builder, Config, Echo, HandshakeConfig, Settings, Stopper};
 
 /// A zero-copy, high-throughput WebSocket (RFC 6455) echo server.
 ///
@@ -137,6 +134,7 @@ fn config(a: &Args) -> Result<Config, String> {
         idle_timeout: optional(a.idle_timeout, "idle-timeout")?,
         ping_interval: optional(a.ping_interval, "ping-interval")?,
         pong_timeout: seconds(a.pong_timeout, "pong-timeout")?,
+        ..Settings::default()
     };
     let c = Config {
         listen: a.listen.clone(),
@@ -167,28 +165,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let reuse_port = args.threads > 1;
-    let mut servers: Vec<Server<Echo>> = Vec::new();
-    for _ in 0..args.threads {
-        // Later loops bind the addresses the first one got, so a port of 0
-        // means one kernel-chosen port shared by all loops.
-        let addrs = servers
-            .first()
-            .map_or(config.listen.clone(), Server::local_addrs);
-        let listeners: std::io::Result<Vec<_>> = addrs
-            .iter()
-            .map(|&a| zerows::server::listener(a, reuse_port, config.listen_backlog))
-            .collect();
-        match listeners.and_then(|l| Server::with_listeners(config.clone(), l, Echo)) {
-            Ok(s) => servers.push(s),
-            Err(e) => {
-                eprintln!("zerows: cannot listen: {e}");
-                return ExitCode::FAILURE;
-            }
+    let signals = match signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zerows: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let running = match Builder::new()
+        .config(config.clone())
+        .threads(args.threads)
+        .start(|_| Echo)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zerows: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let path = &config.settings.handshake.path;
-    for addr in servers[0].local_addrs() {
+    for addr in running.local_addrs() {
         println!("zerows listening on ws://{addr}{path} (page: http://{addr}{path})");
     }
     log::info!(
@@ -199,47 +195,30 @@ fn main() -> ExitCode {
         config.max_backlog,
         config.max_connections
     );
-
-    if servers.len() > 1 {
-        let board = std::sync::Arc::new(zerows::metrics::Board::new(servers.len()));
-        for (i, s) in servers.iter_mut().enumerate() {
-            s.share_metrics(board.clone(), i);
-        }
-    }
-    let stoppers: Vec<_> = servers.iter().map(Server::stopper).collect();
-    if let Err(e) = watch_signals(stoppers) {
+    if let Err(e) = watch_signals(signals, running.stopper()) {
         eprintln!("zerows: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    let loops: Vec<_> = servers
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut s)| {
-            std::thread::Builder::new()
-                .name(format!("zerows-loop-{i}"))
-                .spawn(move || s.run())
-                .expect("spawn event loop thread")
-        })
-        .collect();
-    let mut code = ExitCode::SUCCESS;
-    for l in loops {
-        match l.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                eprintln!("zerows: event loop failed: {e}");
-                code = ExitCode::FAILURE;
-            }
-            Err(_) => code = ExitCode::FAILURE,
+    let code = match running.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zerows: event loop failed: {e}");
+            ExitCode::FAILURE
         }
-    }
+    };
     log::info!("bye");
     code
 }
 
 /// First SIGINT/SIGTERM: stop every loop gracefully. Second: exit now.
-fn watch_signals(stoppers: Vec<zerows::server::Stopper>) -> std::io::Result<()> {
+/// The handlers are installed before any loop runs, so a signal never
+/// meets the default action (exit) while connections are being served.
+fn signals() -> std::io::Result<Signals> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    Signals::new([SIGINT, SIGTERM])
+}
+
+fn watch_signals(mut signals: Signals, stopper: Stopper) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("zerows-signals".into())
         .spawn(move || {
@@ -248,9 +227,7 @@ fn watch_signals(stoppers: Vec<zerows::server::Stopper>) -> std::io::Result<()> 
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {sig}: shutting down (again to exit at once)");
-                    for s in &stoppers {
-                        s.stop();
-                    }
+                    stopper.stop();
                 } else {
                     log::warn!("signal {sig} again: exiting now");
                     std::process::exit(128 + sig);

@@ -3,15 +3,14 @@
 //! Counting is plain integer arithmetic on a struct the loop owns: no
 //! atomics, no locks on the hot path. With several loops, each copies its
 //! counters onto a shared [`Board`] a few times a second, and a scrape sums
-//! the board, so any loop answers for all of them. The protocol core
-//! reports what happens through [`Handler`] callbacks; [`Metered`] wraps the
-//! service's handler to count them on the way through. Rendering writes into
+//! the board, so any loop answers for all of them. The protocol core's
+//! events are counted on their way to the service (`events::Bound`) and
+//! the service's sends by the session. Rendering writes into
 //! a buffer the caller keeps, so a scrape allocates nothing once warm.
 
 use std::io::Write;
 
 use crate::error::HandshakeError;
-use crate::handler::{Handler, MessageKind, Reply};
 
 /// Refusal reasons, in the order of [`reason_index`].
 const REASONS: [&str; 12] = [
@@ -50,7 +49,7 @@ fn reason_index(e: HandshakeError) -> usize {
 /// Close codes counted one by one: 1000–1015; anything else is "other".
 const CODES: usize = 16;
 
-fn code_index(code: Option<u16>) -> usize {
+pub(crate) fn code_index(code: Option<u16>) -> usize {
     match code {
         Some(c @ 1000..=1015) => (c - 1000) as usize,
         Some(_) => CODES,
@@ -334,66 +333,6 @@ impl Metrics {
         )?;
         writeln!(o, "zerows_loop_turn_seconds_count {cumulative}")?;
         Ok(())
-    }
-}
-
-/// A handler that counts what passes through it on the way to `inner`.
-pub struct Metered<'a, H> {
-    inner: &'a mut H,
-    m: &'a mut Metrics,
-    /// Whether the message under way is echoed (its bytes count as out);
-    /// kept by the connection, since messages of many connections
-    /// interleave.
-    echoing: &'a mut bool,
-}
-
-impl<'a, H> Metered<'a, H> {
-    pub fn new(inner: &'a mut H, m: &'a mut Metrics, echoing: &'a mut bool) -> Self {
-        Metered { inner, m, echoing }
-    }
-}
-
-impl<H: Handler> Handler for Metered<'_, H> {
-    fn on_open(&mut self, protocol: Option<&str>) {
-        self.m.handshakes_accepted += 1;
-        self.inner.on_open(protocol);
-    }
-
-    fn on_refused(&mut self, err: HandshakeError) {
-        self.m.refused(err);
-        self.inner.on_refused(err);
-    }
-
-    fn on_message(&mut self, kind: MessageKind) -> Reply {
-        self.m.messages_in += 1;
-        let r = self.inner.on_message(kind);
-        *self.echoing = r == Reply::Echo;
-        if *self.echoing {
-            self.m.messages_out += 1;
-        }
-        r
-    }
-
-    fn on_data(&mut self, data: &[u8]) {
-        self.m.payload_in += data.len() as u64;
-        if *self.echoing {
-            self.m.payload_out += data.len() as u64;
-        }
-        self.inner.on_data(data);
-    }
-
-    fn on_message_end(&mut self) {
-        self.inner.on_message_end();
-    }
-
-    fn on_close(&mut self, code: Option<u16>) {
-        self.m.close_received[code_index(code)] += 1;
-        self.inner.on_close(code);
-    }
-
-    fn on_close_sent(&mut self, code: u16) {
-        self.m.close_sent[code_index(Some(code))] += 1;
-        self.inner.on_close_sent(code);
     }
 }
 

@@ -14,8 +14,14 @@ use std::io::IoSlice;
 /// Most segments one pass produces before the core stops to let the caller
 /// write them out.
 pub const MAX_SEGS: usize = 64;
-/// Scratch bytes: room for the largest HTTP response head the core writes.
-pub const SCRATCH: usize = 1024;
+/// Scratch bytes: the largest HTTP response head the core writes, and the
+/// small frames services send in one pass (see `context`).
+pub const SCRATCH: usize = 16 << 10;
+/// Scratch kept free of service sends for the core's own frames.
+const RESERVE: usize = 256;
+/// Scratch the core itself may fill in one pass (an HTTP response head,
+/// close and header frames); service sends are bounded when they are made.
+pub const CORE_SCRATCH: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seg {
@@ -72,6 +78,17 @@ impl Output {
         assert!(self.n < MAX_SEGS, "output segments overflow");
         self.segs[self.n] = seg;
         self.n += 1;
+    }
+
+    /// Scratch bytes in use.
+    pub fn scratch_len(&self) -> usize {
+        self.scratch_len
+    }
+
+    /// Whether `n` more scratch bytes (a corked send, in at most two
+    /// segments) fit and still leave the core its room for one more frame.
+    pub fn cork_fits(&self, n: usize) -> bool {
+        self.n + 2 + 4 <= MAX_SEGS && self.scratch_len + n + RESERVE <= SCRATCH
     }
 
     /// Queue `input[start..end]`; joins the previous segment when adjacent.

@@ -28,8 +28,9 @@ use slab::Slab;
 
 use crate::buffer::Pool;
 use crate::conn::{millis, Millis, Settings};
+use crate::conn_id::{ConnId, MAX_SLOTS};
 use crate::error::HandshakeError;
-use crate::handler::Handler;
+use crate::service::Service;
 use crate::session::{Progress, Session, Shared};
 
 const WAKER: Token = Token(usize::MAX);
@@ -89,14 +90,15 @@ impl Config {
     /// Check the sizes fit together.
     pub fn validate(&self) -> Result<(), String> {
         let head = self.settings.handshake.max_header_bytes;
-        let need = crate::buffer::HEADROOM + (self.settings.chunk_size + 256).max(head + 1);
+        let need = crate::buffer::HEADROOM
+            + (self.settings.chunk_size + crate::conn::CHUNK_SLACK).max(head + 1);
         if self.read_buffer < need {
             return Err(format!(
                 "read buffer ({} B) must hold a whole echo chunk ({} B) or request head ({} B): at least {need} B",
                 self.read_buffer, self.settings.chunk_size, head
             ));
         }
-        let extra = crate::session::Shared::<crate::handler::Echo>::extra();
+        let extra = crate::session::Shared::<()>::extra();
         if self.max_backlog < self.read_buffer + extra {
             return Err(format!(
                 "backlog limit ({} B) must be at least the read buffer plus {extra} B",
@@ -106,15 +108,21 @@ impl Config {
         if self.write_buffer < 1024 {
             return Err("write buffer must be at least 1024 B".into());
         }
+        if self.max_connections > MAX_SLOTS {
+            return Err(format!("at most {MAX_SLOTS} connections per event loop"));
+        }
+        if self.settings.handshake.subprotocols.len() > usize::from(u8::MAX) {
+            return Err("at most 255 subprotocols".into());
+        }
         Ok(())
     }
 }
 
 /// One connection's slab slot. Every byte here is paid by every idle
 /// connection (and twice over by the slab's growth), hence the 32-bit timer.
-struct Entry {
+struct Entry<St> {
     stream: TcpStream,
-    session: Session,
+    session: Session<St>,
     /// The low 32 bits of the deadline this connection has in the timer
     /// heap, when `armed`.
     timer: u32,
@@ -123,25 +131,39 @@ struct Entry {
     queued: bool,
 }
 
-/// Stops a running server from another thread.
-#[derive(Clone)]
+/// Stops running event loops from any thread: each closes its connections
+/// gracefully (see [`Server::run`]) and returns.
+#[derive(Clone, Debug)]
 pub struct Stopper {
-    flag: Arc<AtomicBool>,
-    waker: Arc<Waker>,
+    loops: Vec<(Arc<AtomicBool>, Arc<Waker>)>,
 }
 
 impl Stopper {
+    /// Ask every loop to stop; returns at once.
     pub fn stop(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        let _ = self.waker.wake();
+        for (flag, waker) in &self.loops {
+            flag.store(true, Ordering::SeqCst);
+            let _ = waker.wake();
+        }
+    }
+
+    /// One stopper for the loops of all of `stoppers`.
+    pub fn all(stoppers: &[Stopper]) -> Stopper {
+        Stopper {
+            loops: stoppers.iter().flat_map(|s| s.loops.clone()).collect(),
+        }
     }
 }
 
-pub struct Server<H> {
+pub struct Server<S: Service> {
     poll: Poll,
     listeners: Vec<(TcpListener, bool)>,
-    conns: Slab<Entry>,
-    shared: Shared<H>,
+    conns: Slab<Entry<S::State>>,
+    shared: Shared<S>,
+    /// The serial of the next connection, and the step between two (the
+    /// number of loops): see `conn_id`.
+    serial: u64,
+    serial_step: u64,
     config: Config,
     timers: BinaryHeap<Reverse<(Millis, u32)>>,
     ready: Vec<usize>,
@@ -158,9 +180,9 @@ pub struct Server<H> {
     publish_owed: bool,
 }
 
-impl<H: Handler> Server<H> {
+impl<S: Service> Server<S> {
     /// Bind every listen address. Nothing runs until [`run`](Self::run).
-    pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
+    pub fn bind(config: Config, service: S) -> io::Result<Server<S>> {
         if config.listen.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -171,7 +193,7 @@ impl<H: Handler> Server<H> {
         for &addr in &config.listen {
             listeners.push(listener(addr, false, config.listen_backlog)?);
         }
-        Self::with_listeners(config, listeners, handler)
+        Self::with_listeners(config, listeners, service)
     }
 
     /// Serve on listeners bound by the caller (with socket options of its
@@ -180,8 +202,8 @@ impl<H: Handler> Server<H> {
     pub fn with_listeners(
         config: Config,
         std_listeners: Vec<std::net::TcpListener>,
-        handler: H,
-    ) -> io::Result<Server<H>> {
+        service: S,
+    ) -> io::Result<Server<S>> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -202,7 +224,7 @@ impl<H: Handler> Server<H> {
             read_pool,
             write_pool,
             config.max_backlog,
-            handler,
+            service,
         );
         shared.stall_timeout = millis(config.stall_timeout);
         Ok(Server {
@@ -210,6 +232,8 @@ impl<H: Handler> Server<H> {
             listeners,
             conns: Slab::with_capacity(1024),
             shared,
+            serial: 0,
+            serial_step: 1,
             config,
             timers: BinaryHeap::with_capacity(1024),
             ready: Vec::with_capacity(1024),
@@ -224,6 +248,18 @@ impl<H: Handler> Server<H> {
         })
     }
 
+    /// Make this loop `index` of `loops` sharing the listening addresses,
+    /// so that connection ids are unique across all of them.
+    pub fn set_loop(&mut self, index: usize, loops: usize) {
+        self.serial = index as u64;
+        self.serial_step = loops.max(1) as u64;
+    }
+
+    /// The service.
+    pub fn service(&self) -> &S {
+        &self.shared.service
+    }
+
     /// The bound addresses (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
@@ -232,10 +268,10 @@ impl<H: Handler> Server<H> {
             .collect()
     }
 
+    /// A handle that stops this loop from another thread.
     pub fn stopper(&self) -> Stopper {
         Stopper {
-            flag: self.stop.clone(),
-            waker: self.waker.clone(),
+            loops: vec![(self.stop.clone(), self.waker.clone())],
         }
     }
 
@@ -418,6 +454,10 @@ impl<H: Handler> Server<H> {
         let full = self.conns.len() >= self.config.max_connections || self.shutting_down;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
+        if key >= MAX_SLOTS {
+            log::warn!("no connection id left for slot {key}; dropping the connection");
+            return;
+        }
         if let Err(e) = self.poll.registry().register(
             &mut stream,
             Token(key),
@@ -426,9 +466,11 @@ impl<H: Handler> Server<H> {
             log::debug!("register: {e}");
             return;
         }
+        let id = ConnId::new(self.serial, key);
+        self.serial += self.serial_step;
         let e = entry.insert(Entry {
             stream,
-            session: Session::new(self.shared.now, &self.shared.settings),
+            session: Session::new(self.shared.now, &self.shared.settings, id),
             timer: 0,
             armed: false,
             queued: false,

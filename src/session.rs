@@ -23,12 +23,15 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::time::Duration;
 
-use crate::buffer::{Backlog, Pool, ReadBuf};
+use crate::buffer::{Backlog, MsgPool, Pool, ReadBuf};
 use crate::conn::Route;
 use crate::conn::{millis, Conn, Millis, Settings, State};
-use crate::handler::Handler;
-use crate::metrics::{Gauges, Metered, Metrics};
-use crate::output::{Output, MAX_SEGS, SCRATCH};
+use crate::conn_id::ConnId;
+use crate::context::{Sink, Tx};
+use crate::events::{Bound, Events};
+use crate::metrics::{Gauges, Metrics};
+use crate::output::{Output, CORE_SCRATCH, MAX_SEGS};
+use crate::service::Service;
 
 /// Backlog slices offered to one `writev` (the rest waits for the next).
 const BACKLOG_IOV: usize = 16;
@@ -49,12 +52,14 @@ impl Transport for mio::net::TcpStream {
 }
 
 /// State shared by every session of one event loop.
-pub struct Shared<H> {
+pub struct Shared<S> {
     pub settings: Settings,
     pub read_pool: Pool,
     pub write_pool: Pool,
+    /// Buffers of collected messages and held-back sends.
+    pub msg_pool: MsgPool,
     pub out: Box<Output>,
-    pub handler: H,
+    pub service: S,
     /// Most unsent bytes a connection may hold before it is no longer read.
     pub max_backlog: usize,
     /// How long output may wait on a socket that takes nothing before the
@@ -73,25 +78,27 @@ pub struct Shared<H> {
     pub board: Option<(std::sync::Arc<crate::metrics::Board>, usize)>,
 }
 
-impl<H: Handler> Shared<H> {
+impl<S> Shared<S> {
     pub fn new(
         settings: Settings,
         read_pool: Pool,
         write_pool: Pool,
         max_backlog: usize,
-        handler: H,
+        service: S,
     ) -> Self {
         assert!(
             max_backlog >= read_pool.buffer_size() + Self::extra(),
             "the backlog limit must exceed the read buffer by at least {} bytes",
             Self::extra()
         );
+        let msg_pool = MsgPool::new(read_pool.max_idle(), read_pool.buffer_size());
         Shared {
             settings,
             read_pool,
             write_pool,
+            msg_pool,
             out: Box::new(Output::new()),
-            handler,
+            service,
             max_backlog,
             stall_timeout: 30_000,
             now: 1,
@@ -105,7 +112,7 @@ impl<H: Handler> Shared<H> {
     /// Output one pass can add beyond the input it consumed: a scratch area
     /// (HTTP responses, close frames) and the static page.
     pub fn extra() -> usize {
-        SCRATCH + crate::http::PAGE.len() + 64
+        CORE_SCRATCH + crate::http::PAGE.len() + 64
     }
 
     /// Whether a connection with this backlog may read: only while the
@@ -115,7 +122,7 @@ impl<H: Handler> Shared<H> {
     }
 }
 
-impl<H> Shared<H> {
+impl<S> Shared<S> {
     /// The gauges of the pools, for rendering metrics.
     pub fn gauges(&self) -> Gauges {
         Gauges {
@@ -138,8 +145,10 @@ pub enum Progress {
     Done,
 }
 
-pub struct Session {
+pub struct Session<St> {
     core: Conn,
+    /// The service's state for this connection, from the upgrade on.
+    state: Option<St>,
     rbuf: Option<ReadBuf>,
     backlog: Backlog,
     writable: bool,
@@ -147,8 +156,6 @@ pub struct Session {
     read_blocked: bool,
     /// FIN sent; reading only to see the peer's FIN, until `clock`.
     lingering: bool,
-    /// The message under way is echoed (for the byte counters).
-    echoing: bool,
     /// The peer sent FIN: nothing more to read, output still owed.
     peer_eof: bool,
     /// Readiness said the peer closed its side: read to the end even after
@@ -160,16 +167,16 @@ pub struct Session {
     clock: Millis,
 }
 
-impl Session {
-    pub fn new(now: Millis, settings: &Settings) -> Session {
+impl<St> Session<St> {
+    pub fn new(now: Millis, settings: &Settings, id: ConnId) -> Self {
         Session {
-            core: Conn::new(now, settings),
+            core: Conn::new(now, settings, id),
+            state: None,
             rbuf: None,
             backlog: Backlog::default(),
             writable: true,
             read_blocked: false,
             lingering: false,
-            echoing: false,
             peer_eof: false,
             read_closed: false,
             clock: 0,
@@ -202,12 +209,17 @@ impl Session {
         }
     }
 
-    /// Give the buffers back; call before dropping the session.
-    pub fn release<H>(&mut self, sh: &mut Shared<H>) {
+    /// Give the buffers back and the state to the service; call before
+    /// dropping the session.
+    pub fn release<S: Service<State = St>>(&mut self, sh: &mut Shared<S>) {
         if let Some(r) = self.rbuf.take() {
             sh.read_pool.give(r.into_inner());
         }
         self.backlog.release(&mut sh.write_pool);
+        self.core.release(&mut sh.msg_pool);
+        if let Some(st) = self.state.take() {
+            sh.service.closed(st);
+        }
     }
 
     /// Readiness reported that the peer shut down its side.
@@ -216,10 +228,10 @@ impl Session {
     }
 
     /// The socket has bytes to read (or may have).
-    pub fn on_readable<S: Transport, H: Handler>(
+    pub fn on_readable<T: Transport, S: Service<State = St>>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
+        io: &mut T,
+        sh: &mut Shared<S>,
         mut budget: usize,
     ) -> Progress {
         let progress = loop {
@@ -293,17 +305,24 @@ impl Session {
     }
 
     /// The socket can take bytes again.
-    pub fn on_writable<S: Transport, H: Handler>(
+    pub fn on_writable<T: Transport, S: Service<State = St>>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
+        io: &mut T,
+        sh: &mut Shared<S>,
         budget: usize,
     ) -> Progress {
         self.writable = true;
         if !self.backlog.is_empty() {
-            sh.out.clear();
-            if self.send(io, sh, &[]).is_err() {
+            if self.write_all_backlog(io, sh).is_err() {
                 return Progress::Done;
+            }
+            if self.backlog.is_empty() && self.state.is_some() && self.core.state() == State::Open {
+                let drained = self.run_core(io, sh, |c, tx, s, h, now| {
+                    c.callback(tx, s, h, now, |h, cx| h.drain(cx))
+                });
+                if drained.is_err() {
+                    return Progress::Done;
+                }
             }
         }
         if self.read_blocked && sh.may_read(&self.backlog) {
@@ -314,10 +333,10 @@ impl Session {
     }
 
     /// A deadline from [`deadline`](Self::deadline) may have passed.
-    pub fn on_timeout<S: Transport, H: Handler>(
+    pub fn on_timeout<T: Transport, S: Service<State = St>>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
+        io: &mut T,
+        sh: &mut Shared<S>,
     ) -> Progress {
         let now = sh.now;
         if self.lingering && now >= self.clock {
@@ -337,10 +356,10 @@ impl Session {
     }
 
     /// Close from our side with `code` (shutdown, idle peer).
-    pub fn close<S: Transport, H: Handler>(
+    pub fn close<T: Transport, S: Service<State = St>>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
+        io: &mut T,
+        sh: &mut Shared<S>,
         code: u16,
     ) -> Progress {
         self.act(io, sh, |c, out, s, h, now| c.close(code, out, s, h, now))
@@ -352,121 +371,127 @@ impl Session {
         self.core.refuse_when_read(err);
     }
 
-    /// Let the core act outside of input (a timer, a close, a refusal), then
-    /// send what it produced.
-    fn act<S: Transport, H: Handler>(
+    /// Let the core act outside of input (a timer, a close, a refusal, a
+    /// drained backlog), then send what it produced.
+    fn act<T: Transport, S: Service<State = St>>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
-        f: impl FnOnce(&mut Conn, &mut Output, &Settings, &mut Metered<'_, H>, Millis),
+        io: &mut T,
+        sh: &mut Shared<S>,
+        f: impl FnOnce(&mut Conn, &mut Tx<'_>, &Settings, &mut Bound<'_, S>, Millis),
     ) -> Progress {
-        sh.out.clear();
-        let mut h = Metered::new(&mut sh.handler, &mut sh.metrics, &mut self.echoing);
-        f(&mut self.core, &mut sh.out, &sh.settings, &mut h, sh.now);
-        if self.send(io, sh, &[]).is_err() {
+        if self.run_core(io, sh, f).is_err() {
             return Progress::Done;
         }
         self.after_io(io, sh, Progress::Idle)
     }
 
-    /// Run the core over the read buffer until it stops making progress,
-    /// writing each pass's output.
-    fn pump<S: Transport, H: Handler>(&mut self, io: &mut S, sh: &mut Shared<H>) -> Result<(), ()> {
-        let mut rbuf = self.rbuf.take().expect("pump needs input");
-        let result = loop {
-            let start = rbuf.start();
-            sh.out.clear();
-            let mut h = Metered::new(&mut sh.handler, &mut sh.metrics, &mut self.echoing);
-            let next = self.core.process(
-                rbuf.data_mut(),
-                start,
-                &mut sh.out,
-                &sh.settings,
-                &mut h,
-                sh.now,
-            );
-            rbuf.consume_to(next);
-            if let Err(e) = self.send(io, sh, rbuf.data()) {
-                break Err(e);
-            }
-            if let Some(route) = self.core.take_route() {
-                self.answer(route, sh);
-                if let Err(e) = self.send(io, sh, &[]) {
-                    break Err(e);
-                }
-            }
-            if next == start || rbuf.is_empty() || self.core.is_closed() {
-                break Ok(());
-            }
+    /// Let the core act outside of input and send what it produced.
+    fn run_core<T: Transport, S: Service<State = St>>(
+        &mut self,
+        io: &mut T,
+        sh: &mut Shared<S>,
+        f: impl FnOnce(&mut Conn, &mut Tx<'_>, &Settings, &mut Bound<'_, S>, Millis),
+    ) -> Result<(), ()> {
+        sh.out.clear();
+        let mut wire = Wire::new(
+            io,
+            &mut self.backlog,
+            &mut sh.write_pool,
+            &mut self.writable,
+            &mut self.clock,
+            sh.now,
+        );
+        let mut tx = Tx {
+            out: &mut sh.out,
+            sink: &mut wire,
+            pool: &mut sh.msg_pool,
+            max_backlog: sh.max_backlog,
+            sent: (0, 0),
         };
-        rbuf.compact(sh.settings.chunk_size + 256);
-        self.rbuf = Some(rbuf);
-        result
+        let mut ev = Bound {
+            service: &mut sh.service,
+            state: &mut self.state,
+            metrics: &mut sh.metrics,
+        };
+        f(&mut self.core, &mut tx, &sh.settings, &mut ev, sh.now);
+        let sent = tx.sent;
+        let r = wire.send(&sh.out, &[], &[]);
+        wire.account(&mut sh.metrics, sent);
+        r
     }
 
-    /// Write pending output and this pass's output in one `writev`; keep
-    /// what the socket does not take in the write ring.
-    fn send<S: Transport, H>(
+    /// Run the core over the read buffer until it stops making progress,
+    /// writing each pass's output.
+    fn pump<T: Transport, S: Service<State = St>>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
-        input: &[u8],
+        io: &mut T,
+        sh: &mut Shared<S>,
     ) -> Result<(), ()> {
-        let out = &*sh.out;
-        if out.is_empty() && self.backlog.is_empty() {
-            return Ok(());
+        let mut rbuf = self.rbuf.take().expect("pump needs input");
+        let mut wire = Wire::new(
+            io,
+            &mut self.backlog,
+            &mut sh.write_pool,
+            &mut self.writable,
+            &mut self.clock,
+            sh.now,
+        );
+        let mut tx = Tx {
+            out: &mut sh.out,
+            sink: &mut wire,
+            pool: &mut sh.msg_pool,
+            max_backlog: sh.max_backlog,
+            sent: (0, 0),
+        };
+        let mut ev = Bound {
+            service: &mut sh.service,
+            state: &mut self.state,
+            metrics: &mut sh.metrics,
+        };
+        let ok = crate::conn::pump(
+            &mut self.core,
+            &mut rbuf,
+            &mut tx,
+            &sh.settings,
+            &mut ev,
+            sh.now,
+        );
+        let sent = tx.sent;
+        wire.account(&mut sh.metrics, sent);
+        self.rbuf = Some(rbuf);
+        if !ok {
+            return Err(());
         }
-        let mut written = 0;
-        if self.writable {
-            let mut iov = [IoSlice::new(&[]); MAX_SEGS + BACKLOG_IOV];
-            let mut n = self.backlog.io_slices(&mut iov[..BACKLOG_IOV]);
-            // Only once the backlog fits entirely in this writev may new
-            // output follow it, or bytes would go out of order.
-            let backlog_whole =
-                n < BACKLOG_IOV || self.backlog.len() <= iov[..n].iter().map(|s| s.len()).sum();
-            if backlog_whole {
-                n += out.io_slices(input, &mut iov[n..]);
+        match self.core.take_route() {
+            Some(route) => {
+                self.answer(route, sh);
+                self.write_all_backlog(io, sh)
             }
-            let total: usize = iov[..n].iter().map(|s| s.len()).sum();
-            if total > 0 {
-                loop {
-                    match io.write_vectored(&iov[..n]) {
-                        Ok(k) => {
-                            sh.metrics.wire_out += k as u64;
-                            written = k;
-                            break;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(_) => return Err(()),
-                    }
-                }
-            }
-            self.wrote(written, total, sh.now);
+            None => Ok(()),
         }
-        let k = written.min(self.backlog.len());
-        self.backlog.consume(k, &mut sh.write_pool);
-        written -= k;
-        for &seg in out.segs() {
-            let b = out.bytes(seg, input);
-            if written >= b.len() {
-                written -= b.len();
-                continue;
-            }
-            let rest = &b[written..];
-            written = 0;
-            self.backlog.push(rest, &mut sh.write_pool);
-        }
-        // A writev offers at most BACKLOG_IOV blocks: a socket that took them
-        // all may take more, and no writable edge would come to say so.
-        while self.writable && !self.backlog.is_empty() {
-            self.write_backlog(io, sh)?;
-        }
-        Ok(())
+    }
+
+    /// Write what the backlog holds, as far as the socket takes it.
+    fn write_all_backlog<T: Transport, S>(
+        &mut self,
+        io: &mut T,
+        sh: &mut Shared<S>,
+    ) -> Result<(), ()> {
+        let mut wire = Wire::new(
+            io,
+            &mut self.backlog,
+            &mut sh.write_pool,
+            &mut self.writable,
+            &mut self.clock,
+            sh.now,
+        );
+        let r = wire.write_backlog();
+        sh.metrics.wire_out += wire.wire_out;
+        r
     }
 
     /// Queue the answer to a plain HTTP request the core left to the shell.
-    fn answer<H>(&mut self, route: Route, sh: &mut Shared<H>) {
+    fn answer<S>(&mut self, route: Route, sh: &mut Shared<S>) {
         let mut body = std::mem::take(&mut sh.http_buf);
         body.clear();
         let (status, ctype) = match route {
@@ -505,47 +530,11 @@ impl Session {
         sh.http_buf = body;
     }
 
-    /// Account for a write of `written` of `total` bytes: a short write
-    /// means the socket is full until the next writable edge, and starts the
-    /// stall clock unless it is already running; any progress stops it.
-    fn wrote(&mut self, written: usize, total: usize, now: Millis) {
-        if written > 0 {
-            self.clock = 0;
-        }
-        if written < total {
-            self.writable = false;
-            if self.clock == 0 {
-                self.clock = now;
-            }
-        }
-    }
-
-    /// One `writev` of the backlog alone.
-    fn write_backlog<S: Transport, H>(&mut self, io: &mut S, sh: &mut Shared<H>) -> Result<(), ()> {
-        let mut iov = [IoSlice::new(&[]); BACKLOG_IOV];
-        let n = self.backlog.io_slices(&mut iov);
-        let total: usize = iov[..n].iter().map(|s| s.len()).sum();
-        let written = loop {
-            match io.write_vectored(&iov[..n]) {
-                Ok(k) => {
-                    sh.metrics.wire_out += k as u64;
-                    break k;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
-                Err(_) => return Err(()),
-            }
-        };
-        self.wrote(written, total, sh.now);
-        self.backlog.consume(written, &mut sh.write_pool);
-        Ok(())
-    }
-
     /// Once the core is done and all output is out, send FIN and linger.
-    fn after_io<S: Transport, H>(
+    fn after_io<T: Transport, S>(
         &mut self,
-        io: &mut S,
-        sh: &mut Shared<H>,
+        io: &mut T,
+        sh: &mut Shared<S>,
         progress: Progress,
     ) -> Progress {
         if self.core.state() == State::Closed && !self.lingering && self.backlog.is_empty() {
@@ -577,6 +566,172 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(_) => Err(false),
         }
+    }
+}
+
+/// One connection's way out: its socket and backlog, for one pass. Also
+/// the [`Sink`] through which a service's large sends leave at once.
+struct Wire<'a, T> {
+    io: &'a mut T,
+    backlog: &'a mut Backlog,
+    pool: &'a mut Pool,
+    writable: &'a mut bool,
+    /// The session's stall clock (see `Session::clock`).
+    clock: &'a mut Millis,
+    now: Millis,
+    /// Bytes written, for the metrics.
+    wire_out: u64,
+    /// The socket failed: nothing more goes out.
+    failed: bool,
+}
+
+impl<'a, T: Transport> Wire<'a, T> {
+    fn new(
+        io: &'a mut T,
+        backlog: &'a mut Backlog,
+        pool: &'a mut Pool,
+        writable: &'a mut bool,
+        clock: &'a mut Millis,
+        now: Millis,
+    ) -> Self {
+        Wire {
+            io,
+            backlog,
+            pool,
+            writable,
+            clock,
+            now,
+            wire_out: 0,
+            failed: false,
+        }
+    }
+
+    /// Add what went out to the loop's counters: wire bytes, and the
+    /// messages and payload bytes the service sent.
+    fn account(&self, m: &mut Metrics, sent: (u64, u64)) {
+        m.wire_out += self.wire_out;
+        m.messages_out += sent.0;
+        m.payload_out += sent.1;
+    }
+
+    /// Write the backlog, then `out` (over `input`), then `tail`, in one
+    /// `writev`; keep what the socket does not take in the backlog.
+    fn send(&mut self, out: &Output, input: &[u8], tail: &[&[u8]]) -> Result<(), ()> {
+        if self.failed {
+            return Err(());
+        }
+        if out.is_empty() && tail.is_empty() && self.backlog.is_empty() {
+            return Ok(());
+        }
+        let mut written = 0;
+        if *self.writable {
+            let mut iov =
+                [IoSlice::new(&[]); MAX_SEGS + BACKLOG_IOV + crate::context::MAX_PARTS + 1];
+            let mut n = self.backlog.io_slices(&mut iov[..BACKLOG_IOV]);
+            // Only once the backlog fits entirely in this writev may new
+            // output follow it, or bytes would go out of order.
+            let backlog_whole =
+                n < BACKLOG_IOV || self.backlog.len() <= iov[..n].iter().map(|s| s.len()).sum();
+            if backlog_whole {
+                n += out.io_slices(input, &mut iov[n..n + MAX_SEGS]);
+                for t in tail.iter().filter(|t| !t.is_empty()) {
+                    iov[n] = IoSlice::new(t);
+                    n += 1;
+                }
+            }
+            let total: usize = iov[..n].iter().map(|s| s.len()).sum();
+            if total > 0 {
+                loop {
+                    match self.io.write_vectored(&iov[..n]) {
+                        Ok(k) => {
+                            self.wire_out += k as u64;
+                            written = k;
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            self.failed = true;
+                            return Err(());
+                        }
+                    }
+                }
+            }
+            self.wrote(written, total);
+        }
+        let k = written.min(self.backlog.len());
+        self.backlog.consume(k, self.pool);
+        written -= k;
+        let segs = out.segs().iter().map(|&seg| out.bytes(seg, input));
+        for b in segs.chain(tail.iter().copied()) {
+            if written >= b.len() {
+                written -= b.len();
+                continue;
+            }
+            let rest = &b[written..];
+            written = 0;
+            self.backlog.push(rest, self.pool);
+        }
+        self.write_backlog()
+    }
+
+    /// Write the backlog for as long as the socket takes it whole: a
+    /// `writev` offers at most BACKLOG_IOV blocks, and a socket that took
+    /// them all may take more with no writable edge to say so.
+    fn write_backlog(&mut self) -> Result<(), ()> {
+        while *self.writable && !self.backlog.is_empty() {
+            let mut iov = [IoSlice::new(&[]); BACKLOG_IOV];
+            let n = self.backlog.io_slices(&mut iov);
+            let total: usize = iov[..n].iter().map(|s| s.len()).sum();
+            let written = loop {
+                match self.io.write_vectored(&iov[..n]) {
+                    Ok(k) => {
+                        self.wire_out += k as u64;
+                        break k;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+                    Err(_) => {
+                        self.failed = true;
+                        return Err(());
+                    }
+                }
+            };
+            self.wrote(written, total);
+            self.backlog.consume(written, self.pool);
+        }
+        Ok(())
+    }
+
+    /// Account for a write of `written` of `total` bytes: a short write
+    /// means the socket is full until the next writable edge, and starts the
+    /// stall clock unless it is already running; any progress stops it.
+    fn wrote(&mut self, written: usize, total: usize) {
+        if written > 0 {
+            *self.clock = 0;
+        }
+        if written < total {
+            *self.writable = false;
+            if *self.clock == 0 {
+                *self.clock = self.now;
+            }
+        }
+    }
+}
+
+impl<T: Transport> Sink for Wire<'_, T> {
+    fn unsent(&self) -> usize {
+        self.backlog.len()
+    }
+
+    fn flush(&mut self, out: &mut Output, input: &[u8], tail: &[&[u8]]) {
+        // A failure is remembered and ends the connection after the pass.
+        let _ = self.send(out, input, tail);
+        out.clear();
+    }
+
+    fn is_broken(&self) -> bool {
+        self.failed
     }
 }
 

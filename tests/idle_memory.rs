@@ -157,7 +157,7 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
         "{CONNS} idle connections: {held} live heap bytes on the server thread \
          ({per_conn} B per connection, {calls} allocation calls; \
          size_of::<Session>() = {} B)",
-        std::mem::size_of::<zerows::session::Session>()
+        std::mem::size_of::<zerows::session::Session<()>>()
     );
     assert!(
         per_conn <= MAX_BYTES_PER_CONN,

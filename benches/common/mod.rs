@@ -14,9 +14,9 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::{Role as TRole, WebSocket};
 use zerows::buffer::Pool;
 use zerows::frame::{self, opcode, Role};
-use zerows::handler::Echo;
 use zerows::mask;
 use zerows::session::{Progress, Session, Shared, Transport};
+use zerows::Echo;
 
 /// The masking key of every client frame (fixed so runs are repeatable).
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -308,7 +308,7 @@ pub fn fragmented_text(count: usize, size: usize, pieces: usize) -> Workload {
 /// The zerows session as the server runs it: `Session` over pooled
 /// buffers of the server's default sizes, handshake already done.
 pub struct ZerowsEcho {
-    session: Session,
+    session: Session<()>,
     shared: Shared<Echo>,
     pub io: Mem,
 }
@@ -325,7 +325,7 @@ impl ZerowsEcho {
         );
         let mut z = ZerowsEcho {
             // The loop's clock, whatever its unit: the session is new now.
-            session: Session::new(shared.now, &shared.settings),
+            session: Session::new(shared.now, &shared.settings, zerows::ConnId::new(0, 0)),
             shared,
             io: Mem::default(),
         };

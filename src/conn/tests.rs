@@ -3,8 +3,10 @@
 //! give the same messages and close code every time.
 
 use super::*;
+use crate::buffer::MsgPool;
 use crate::buffer::ReadBuf;
-use crate::handler::Echo;
+use crate::output::Output;
+use crate::service::Echo;
 
 use crate::testutil::{client_frame, request, KEY};
 
@@ -79,25 +81,52 @@ fn observe(wire: &[u8]) -> Seen {
 
 /// Drives a `Conn` the way the event loop does, with a small read buffer so
 /// long payloads stream through in pieces.
-struct Driver {
+struct Driver<E = Echo> {
     conn: Conn,
     rb: ReadBuf,
     out: Output,
+    pool: MsgPool,
     s: Settings,
     wire: Vec<u8>,
     now: Millis,
+    svc: E,
+    max_backlog: usize,
 }
 
 impl Driver {
     fn new(s: Settings, buf_size: usize) -> Driver {
+        Driver::with(s, buf_size, Echo)
+    }
+}
+
+/// Run `f` with a `Tx` over a fresh output whose bytes end up in `wire`.
+fn run_tx<R>(wire: &mut Vec<u8>, f: impl FnOnce(&mut Tx<'_>) -> R) -> R {
+    let mut out = Output::new();
+    let mut pool = MsgPool::new(4, 1 << 20);
+    let r = f(&mut Tx {
+        out: &mut out,
+        sink: wire,
+        pool: &mut pool,
+        max_backlog: usize::MAX,
+        sent: (0, 0),
+    });
+    out.extend_vec(&[], wire);
+    r
+}
+
+impl<E: Events> Driver<E> {
+    fn with(s: Settings, buf_size: usize, svc: E) -> Driver<E> {
         let now = 1_000;
         Driver {
-            conn: Conn::new(now, &s),
+            conn: Conn::new(now, &s, ConnId::new(7, 3)),
             rb: ReadBuf::new(vec![0xEE; buf_size].into_boxed_slice()),
             out: Output::new(),
+            pool: MsgPool::new(4, 1 << 20),
             s,
             wire: Vec::new(),
             now,
+            svc,
+            max_backlog: usize::MAX,
         }
     }
 
@@ -109,24 +138,22 @@ impl Driver {
             spare[..n].copy_from_slice(&bytes[..n]);
             self.rb.filled(n);
             bytes = &bytes[n..];
-            loop {
-                self.out.clear();
-                let start = self.rb.start();
-                let next = self.conn.process(
-                    self.rb.data_mut(),
-                    start,
-                    &mut self.out,
-                    &self.s,
-                    &mut Echo,
-                    self.now,
-                );
-                self.rb.consume_to(next);
-                self.out.extend_vec(self.rb.data(), &mut self.wire);
-                if next == start || self.rb.is_empty() || self.conn.is_closed() {
-                    break;
-                }
-            }
-            self.rb.compact(self.s.chunk_size + 256);
+            let mut tx = Tx {
+                out: &mut self.out,
+                sink: &mut self.wire,
+                pool: &mut self.pool,
+                max_backlog: self.max_backlog,
+                sent: (0, 0),
+            };
+            let ok = pump(
+                &mut self.conn,
+                &mut self.rb,
+                &mut tx,
+                &self.s,
+                &mut self.svc,
+                self.now,
+            );
+            assert!(ok, "a vector never breaks");
         }
     }
 }
@@ -162,7 +189,7 @@ fn small(buf: usize) -> Settings {
 /// sent back must be identical every time. Other chunk sizes may frame the
 /// echoes differently, but the messages and the close must be the same.
 fn conversation(input: &[u8], s: &Settings) -> (Seen, State) {
-    let buf = s.chunk_size + 256 + crate::buffer::HEADROOM;
+    let buf = s.chunk_size + CHUNK_SLACK + crate::buffer::HEADROOM;
     let whole = wire_of(input, &[], s, buf);
     for cut in 1..input.len() {
         let w = wire_of(input, &[cut], s, buf);
@@ -479,12 +506,12 @@ fn deadlines() {
     let s = Settings::default();
     let t0 = 1_000;
     let hs = millis(s.handshake_timeout);
-    let mut c = Conn::new(t0, &s);
+    let mut c = Conn::new(t0, &s, ConnId::new(1, 1));
     assert_eq!(c.deadline(), Some(t0 + hs));
-    let mut out = Output::new();
-    c.on_timeout(t0 + hs / 2, &mut out, &s, &mut Echo);
+    let mut w = Vec::new();
+    run_tx(&mut w, |tx| c.on_timeout(t0 + hs / 2, tx, &s, &mut Echo));
     assert_eq!(c.state(), State::Handshake);
-    c.on_timeout(t0 + hs, &mut out, &s, &mut Echo);
+    run_tx(&mut w, |tx| c.on_timeout(t0 + hs, tx, &s, &mut Echo));
     assert!(c.is_closed());
 
     let mut d = Driver::new(s.clone(), 16384);
@@ -492,7 +519,7 @@ fn deadlines() {
     assert_eq!(d.conn.state(), State::CloseSent);
     let dl = d.conn.deadline().unwrap();
     assert_eq!(dl, d.now + millis(s.close_timeout));
-    d.conn.on_timeout(dl, &mut out, &s, &mut Echo);
+    run_tx(&mut w, |tx| d.conn.on_timeout(dl, tx, &s, &mut Echo));
     assert!(d.conn.is_closed());
 }
 
@@ -501,9 +528,8 @@ fn server_initiated_close() {
     let s = Settings::default();
     let mut d = Driver::new(s.clone(), 4096);
     d.feed(&request());
-    let mut out = Output::new();
-    d.conn.close(1001, &mut out, &s, &mut Echo, d.now);
-    out.extend_vec(&[], &mut d.wire);
+    let now = d.now;
+    run_tx(&mut d.wire, |tx| d.conn.close(1001, tx, &s, &mut Echo, now));
     assert_eq!(d.conn.state(), State::CloseSent);
     d.feed(&msg(opcode::CLOSE, &1001u16.to_be_bytes()));
     assert!(d.conn.is_closed());
@@ -512,10 +538,8 @@ fn server_initiated_close() {
 
 /// Run `on_timeout` at `at` and return what it sent.
 fn tick(d: &mut Driver, at: Millis) -> Vec<u8> {
-    let mut out = Output::new();
-    d.conn.on_timeout(at, &mut out, &d.s, &mut Echo);
     let mut v = Vec::new();
-    out.extend_vec(&[], &mut v);
+    run_tx(&mut v, |tx| d.conn.on_timeout(at, tx, &d.s, &mut Echo));
     v
 }
 
@@ -677,7 +701,7 @@ mod properties {
         ) {
             let (wire, msgs, pongs) = encode(&acts, key);
             let s = Settings { chunk_size: chunk, ..small(4608) };
-            let buf = s.chunk_size + 256 + crate::buffer::HEADROOM + 4096;
+            let buf = s.chunk_size + CHUNK_SLACK + crate::buffer::HEADROOM + 4096;
             let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len())).collect();
             points.sort_unstable();
             points.dedup();
@@ -750,4 +774,14 @@ fn a_full_server_answers_503_after_the_request_but_still_reports() {
             assert!(d.wire.starts_with(format!("HTTP/1.1 {status}").as_bytes()));
         }
     }
+}
+
+#[test]
+fn connection_state_is_small() {
+    // Paid by every idle connection (and more by the slab's growth).
+    assert!(
+        std::mem::size_of::<Conn>() <= 72,
+        "{}",
+        std::mem::size_of::<Conn>()
+    );
 }

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use zerows::handler::Echo;
 use zerows::server::{Config, Server, Stopper};
+use zerows::Echo;
 
 struct Counting;
 

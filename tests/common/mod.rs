@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use zerows::handler::Echo;
 use zerows::server::{Config, Server, Stopper};
+use zerows::Echo;
 
 /// Longest any single socket operation may block before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

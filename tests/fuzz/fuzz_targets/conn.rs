@@ -24,9 +24,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use zerows::buffer::{ReadBuf, HEADROOM};
-use zerows::conn::{Conn, Millis, Settings, State};
+use zerows::buffer::MsgPool;
+use zerows::conn::{pump, Conn, Millis, Settings, State, CHUNK_SLACK};
+use zerows::context::Tx;
+use zerows::ConnId;
 use zerows::frame::{self, opcode, Role};
-use zerows::handler::Echo;
+use zerows::Echo;
 use zerows::handshake::{find_header_end, HandshakeConfig};
 use zerows::output::Output;
 
@@ -58,13 +61,14 @@ fn settings(chunk: usize, max_msg: u8) -> Settings {
 
 /// The smallest read buffer `server::Config::validate` accepts, plus `extra`.
 fn buf_size(s: &Settings, extra: usize) -> usize {
-    HEADROOM + (s.chunk_size + 256).max(s.handshake.max_header_bytes + 1) + extra
+    HEADROOM + (s.chunk_size + CHUNK_SLACK).max(s.handshake.max_header_bytes + 1) + extra
 }
 
 struct Driver {
     conn: Conn,
     rb: ReadBuf,
     out: Output,
+    pool: MsgPool,
     s: Settings,
     wire: Vec<u8>,
     now: Millis,
@@ -74,9 +78,10 @@ impl Driver {
     fn new(s: Settings, buf: usize) -> Driver {
         let now = 1_000;
         Driver {
-            conn: Conn::new(now, &s),
+            conn: Conn::new(now, &s, ConnId::new(1, 1)),
             rb: ReadBuf::new(vec![0xEE; buf].into_boxed_slice()),
             out: Output::new(),
+            pool: MsgPool::new(4, 1 << 20),
             s,
             wire: Vec::new(),
             now,
@@ -95,25 +100,17 @@ impl Driver {
             spare[..n].copy_from_slice(&bytes[..n]);
             self.rb.filled(n);
             bytes = &bytes[n..];
-            loop {
-                self.out.clear();
-                let start = self.rb.start();
-                let next = self.conn.process(
-                    self.rb.data_mut(),
-                    start,
-                    &mut self.out,
-                    &self.s,
-                    &mut Echo,
-                    self.now,
-                );
-                assert!(next >= start && next <= self.rb.data().len(), "consumed {start}..{next}");
-                self.rb.consume_to(next);
-                self.out.extend_vec(self.rb.data(), &mut self.wire);
-                if next == start || self.rb.is_empty() || self.conn.is_closed() {
-                    break;
-                }
-            }
-            self.rb.compact(self.s.chunk_size + 256);
+            let mut tx = Tx {
+                out: &mut self.out,
+                sink: &mut self.wire,
+                pool: &mut self.pool,
+                max_backlog: usize::MAX,
+                sent: (0, 0),
+            };
+            assert!(
+                pump(&mut self.conn, &mut self.rb, &mut tx, &self.s, &mut Echo, self.now),
+                "a vector never breaks"
+            );
         }
     }
 
@@ -123,7 +120,14 @@ impl Driver {
             let Some(at) = self.conn.deadline() else { break };
             self.now = self.now.max(at);
             self.out.clear();
-            self.conn.on_timeout(self.now, &mut self.out, &self.s, &mut Echo);
+            let mut tx = Tx {
+                out: &mut self.out,
+                sink: &mut self.wire,
+                pool: &mut self.pool,
+                max_backlog: usize::MAX,
+                sent: (0, 0),
+            };
+            self.conn.on_timeout(self.now, &mut tx, &self.s, &mut Echo);
             self.out.extend_vec(&[], &mut self.wire);
         }
     }
