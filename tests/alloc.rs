@@ -1,5 +1,6 @@
 //! Proof of the allocation claims: with a warm pool, the server thread
-//! allocates nothing per message, per handshake or per connection.
+//! allocates nothing per message, per handshake or per connection, whether
+//! it echoes or a service collects each message and replies to it.
 //!
 //! A counting global allocator counts only on threads that opted in (the
 //! server's), so the test client can allocate freely.
@@ -11,24 +12,52 @@ use std::time::Duration;
 use zerows::frame::{self, opcode, Role};
 use zerows::mask;
 use zerows::server::Config;
+use zerows::{Context, Message, Request, Service};
 
 #[path = "common/counting.rs"]
 mod counting;
 
 use counting::calls as allocs;
 
-fn start() -> (
-    SocketAddr,
-    zerows::server::Stopper,
-    std::thread::JoinHandle<()>,
-) {
-    // A modest backlog bound caps how many output blocks a burst can need
-    // at once, so the warm-up surely reaches the peak the measured traffic
-    // will see (with 17 MiB the peak depends on how fast the client reads).
-    counting::start_server(Config {
+// A modest backlog bound caps how many output blocks a burst can need at
+// once, so the warm-up surely reaches the peak the measured traffic will
+// see (with 17 MiB the peak depends on how fast the client reads).
+fn config() -> Config {
+    Config {
         max_backlog: 256 << 10,
         ..Config::default()
-    })
+    }
+}
+
+/// Collects every message whole and answers it: text with "Received: "
+/// and the text, binary with the bytes reversed, built in a stack buffer
+/// (messages are at most 64 KiB here).
+struct Reply;
+
+impl Service for Reply {
+    type State = ();
+    fn open(&mut self, _req: &Request<'_>, _cx: &mut Context<'_>) {}
+    fn whole(&mut self, _st: &mut (), msg: Message<'_>, cx: &mut Context<'_>) {
+        let _ = match msg {
+            Message::Text(t) => cx.send_text_parts(&["Received: ", t]),
+            Message::Binary(b) => {
+                let mut rev = [0u8; 64 << 10];
+                for (r, x) in rev.iter_mut().zip(b.iter().rev()) {
+                    *r = *x;
+                }
+                cx.send_binary(&rev[..b.len()])
+            }
+        };
+    }
+}
+
+/// What [`Reply`] answers to `payload`.
+fn reply_to(text: bool, payload: &[u8]) -> Vec<u8> {
+    if text {
+        [b"Received: ", payload].concat()
+    } else {
+        payload.iter().rev().copied().collect()
+    }
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -62,7 +91,7 @@ fn push_frame(out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8], key: [u8; 4]
 /// A mixed batch: sizes from 0 B to 64 KiB, text and binary, whole and
 /// fragmented with a ping between fragments. Returns the bytes to send and
 /// the data bytes expected back (payloads in order) and the pong count.
-fn batch(round: usize) -> (Vec<u8>, Vec<u8>, usize) {
+fn batch(round: usize, replies: bool) -> (Vec<u8>, Vec<u8>, usize) {
     const SIZES: [usize; 10] = [0, 1, 7, 125, 126, 1000, 4096, 16384, 16385, 65536];
     let mut wire = Vec::new();
     let mut expect = Vec::new();
@@ -95,7 +124,11 @@ fn batch(round: usize) -> (Vec<u8>, Vec<u8>, usize) {
         } else {
             push_frame(&mut wire, true, op, &payload, key);
         }
-        expect.extend_from_slice(&payload);
+        if replies {
+            expect.extend_from_slice(&reply_to(text, &payload));
+        } else {
+            expect.extend_from_slice(&payload);
+        }
     }
     (wire, expect, pongs)
 }
@@ -145,12 +178,27 @@ fn round_trip(
 
 #[test]
 fn warm_server_allocates_nothing_per_message_handshake_or_connection() {
-    let (addr, stop, t) = start();
+    let (addr, stop, t) = counting::start_server(config());
+    warm_and_measure(addr, false);
+    stop.stop();
+    t.join().unwrap();
+}
 
+#[test]
+fn warm_server_allocates_nothing_per_collected_message_and_reply() {
+    let (addr, stop, t) = counting::start_service(config(), Reply);
+    warm_and_measure(addr, true);
+    stop.stop();
+    t.join().unwrap();
+}
+
+/// Warm the server up, then count its allocations for 64 handshakes and
+/// 100,000 messages (echoed, or answered by [`Reply`]).
+fn warm_and_measure(addr: SocketAddr, replies: bool) {
     // Warm-up: a few connections and batches fill the pools and the slab.
     let mut warm: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
     for (i, s) in warm.iter_mut().enumerate() {
-        let (wire, expect, pongs) = batch(i);
+        let (wire, expect, pongs) = batch(i, replies);
         round_trip(s, wire, &expect, pongs, Duration::ZERO);
     }
     drop(warm);
@@ -168,19 +216,16 @@ fn warm_server_allocates_nothing_per_message_handshake_or_connection() {
     // most blocks any burst can need and gives the connection's backlog
     // queue its (retained) capacity.
     let mut s = conns.into_iter().next().unwrap();
-    echo_messages(&mut s, 2_000, Duration::from_millis(300));
+    echo_messages(&mut s, 2_000, Duration::from_millis(300), replies);
     let before = allocs();
-    let messages = echo_messages(&mut s, 100_000, Duration::ZERO);
+    let messages = echo_messages(&mut s, 100_000, Duration::ZERO, replies);
     let during = allocs() - before;
-    assert_eq!(during, 0, "allocations while echoing {messages} messages");
-
-    stop.stop();
-    t.join().unwrap();
+    assert_eq!(during, 0, "allocations for {messages} messages");
 }
 
 /// Echo at least `count` messages in bursts of 500, reading each burst's
 /// echo after `read_after`; returns how many.
-fn echo_messages(s: &mut TcpStream, count: usize, read_after: Duration) -> usize {
+fn echo_messages(s: &mut TcpStream, count: usize, read_after: Duration, replies: bool) -> usize {
     let mut messages = 0;
     let mut round = 0;
     while messages < count {
@@ -189,7 +234,7 @@ fn echo_messages(s: &mut TcpStream, count: usize, read_after: Duration) -> usize
         let mut pongs = 0;
         // Several batches per write: many messages in flight at once.
         for _ in 0..50 {
-            let (w, e, p) = batch(round);
+            let (w, e, p) = batch(round, replies);
             round += 1;
             wire.extend_from_slice(&w);
             expect.extend_from_slice(&e);

@@ -20,6 +20,7 @@ struct Seen {
     status: u16,
     messages: Vec<(u8, Vec<u8>)>,
     pongs: Vec<Vec<u8>>,
+    pings: Vec<Vec<u8>>,
     /// Outer None: no close frame; inner: its code.
     close: Option<Option<u16>>,
     /// Bytes of a message begun but not finished.
@@ -52,6 +53,7 @@ fn observe(wire: &[u8]) -> Seen {
         let p = &rest[h.header_len..h.header_len + h.len as usize];
         match h.opcode {
             opcode::PONG => seen.pongs.push(p.to_vec()),
+            opcode::PING => seen.pings.push(p.to_vec()),
             opcode::CLOSE => {
                 seen.close = Some((p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]])))
             }
@@ -785,3 +787,5 @@ fn connection_state_is_small() {
         std::mem::size_of::<Conn>()
     );
 }
+
+mod services;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use zerows::server::{Config, Server, Stopper};
-use zerows::Echo;
+use zerows::{Echo, Service};
 
 struct Counting;
 
@@ -76,11 +76,22 @@ pub fn live() -> i64 {
 /// An echo server on 127.0.0.1:0 with `config` otherwise, running on a
 /// thread whose allocations are counted.
 pub fn start_server(config: Config) -> (SocketAddr, Stopper, JoinHandle<()>) {
+    start_service(config, Echo)
+}
+
+/// [`start_server`] with another service.
+pub fn start_service<S: Service + Send + 'static>(
+    config: Config,
+    service: S,
+) -> (SocketAddr, Stopper, JoinHandle<()>)
+where
+    S::State: Send,
+{
     let config = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         ..config
     };
-    let mut server = Server::bind(config, Echo).unwrap();
+    let mut server = Server::bind(config, service).unwrap();
     let addr = server.local_addrs()[0];
     let stop = server.stopper();
     let t = std::thread::spawn(move || {
