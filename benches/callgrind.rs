@@ -7,7 +7,10 @@
 //!
 //! Workloads: `frame16`, `frame125`, `frame1k` (benchmark 1, one frame per
 //! rep) and `text32`, `binary1k`, `fragmented` (benchmark 3, a batch of
-//! messages per rep, the same batches as `benches/echo_session.rs`). Prints
+//! messages per rep, the same batches as `benches/echo_session.rs`), and
+//! `received32`: the `text32` batch answered with "Received: " and each
+//! message by a service that collects it whole (tungstenite: read, format,
+//! write). Prints
 //! the number of messages processed. The script runs each workload at two
 //! rep counts and divides the difference, so setup (building the input,
 //! the handshake) cancels out.
@@ -42,6 +45,25 @@ fn run(imp: &str, workload: &str, reps: usize) -> usize {
             };
         }
         return reps;
+    }
+    if workload == "received32" {
+        let w = common::small_text(1000, 32);
+        match imp {
+            "zerows" => {
+                let mut z = common::ZerowsSession::with(common::Received);
+                for _ in 0..reps {
+                    black_box(z.run(black_box(&w.wire)));
+                }
+            }
+            "tungstenite" => {
+                let mut t = common::TungsteniteEcho::new();
+                for _ in 0..reps {
+                    black_box(t.run_received(black_box(&w.wire), w.messages));
+                }
+            }
+            _ => panic!("unknown implementation {imp}"),
+        }
+        return reps * w.messages;
     }
     let w = match workload {
         "text32" => common::small_text(1000, 32),
@@ -86,6 +108,7 @@ fn main() {
                     "text32",
                     "binary1k",
                     "fragmented",
+                    "received32",
                 ] {
                     run(imp, w, 2);
                 }

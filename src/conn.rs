@@ -177,7 +177,7 @@ pub struct Conn {
     protocol: u8,
     /// Attached from a pool only while needed: the collected part of a
     /// message ([`Delivery::Collect`]), or the service's sends held back
-    /// behind a half-sent echo ([`Delivery::Echo`]).
+    /// behind a half-sent echo ([`Delivery::EchoAndStream`]).
     msgbuf: Option<MsgBuf>,
     id: ConnId,
 }
@@ -691,6 +691,7 @@ impl Conn {
 
     /// Validate the new bytes of the chunk `piece` (all of it that has
     /// arrived) from `checked` on, completing a carried code point first.
+    #[inline]
     fn check_text(&mut self, piece: &[u8]) -> Result<(), ProtocolError> {
         let carry_len = self.carry_len as usize;
         let mut checked = self.checked as usize;
@@ -756,24 +757,28 @@ impl Conn {
             (b, 0)
         };
         let len = carry_len + (valid_end - a);
-        h.payload(len, self.delivery == Delivery::Echo);
         match self.delivery {
-            Delivery::Echo => {
+            Delivery::Echo | Delivery::EchoAndStream => {
+                h.payload(len, true);
                 if len > 0 || last {
                     self.echo_frame(buf, room, a, valid_end, &carry[..carry_len], last, tx);
                 }
                 if last {
                     self.release_held(buf, tx);
                 }
-                self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now);
+                if self.delivery == Delivery::EchoAndStream {
+                    self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now);
+                }
             }
             Delivery::Stream => {
+                h.payload(len, false);
                 self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now)
             }
             Delivery::Collect => {
+                h.payload(len, false);
                 self.collect(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now)
             }
-            Delivery::Discard => {}
+            Delivery::Discard => h.payload(len, false),
         }
         self.carry[..new_carry].copy_from_slice(&buf[valid_end..b]);
         self.carry_len = new_carry as u8;
@@ -781,7 +786,7 @@ impl Conn {
             self.msg = None;
             self.msg_len = 0;
             self.started = false;
-            if matches!(self.delivery, Delivery::Echo | Delivery::Stream)
+            if matches!(self.delivery, Delivery::EchoAndStream | Delivery::Stream)
                 && self.state == State::Open
             {
                 let mut cx = self.cx(tx, buf, s, now);
@@ -794,8 +799,10 @@ impl Conn {
     }
 
     /// Queue the echo of `carry` + `buf[a..v]` as one frame.
+    // One call site, on the echo path: always inlined, or the call and
+    // its argument shuffling cost more than the frame header it writes.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn echo_frame(
         &mut self,
         buf: &mut [u8],
@@ -845,7 +852,7 @@ impl Conn {
 
     #[cold]
     fn queue_held(held: MsgBuf, buf: &[u8], tx: &mut Tx<'_>) {
-        context::queue(tx.out, buf, tx.sink, &[], &[&held]);
+        let _ = context::queue(tx.out, buf, tx.sink, &[], &[&held]);
         tx.pool.give(held);
     }
 
@@ -868,7 +875,7 @@ impl Conn {
             return;
         }
         // Sends wait while this message's echo is half out.
-        let hold = self.delivery == Delivery::Echo && self.started && !last;
+        let hold = self.delivery == Delivery::EchoAndStream && self.started && !last;
         let mut cx = self.cx(tx, buf, s, now);
         if hold {
             cx.hold = Some(&mut self.msgbuf);
@@ -912,12 +919,11 @@ impl Conn {
         let held = self.msgbuf.take();
         let bytes = held.as_deref().map_or(&buf[a..v], |m| &m[..]);
         let msg = match kind {
-            // Validated as it arrived; checked once more as a whole for
-            // the &str.
-            MessageKind::Text => match std::str::from_utf8(bytes) {
-                Ok(t) => Message::Text(t),
-                Err(_) => unreachable!("text is validated before it is collected"),
-            },
+            // SAFETY: text is validated as it arrives (`check_text`), and
+            // `emit_chunk` fails a message whose last piece does not end a
+            // code point before anything is collected from it: the whole
+            // is valid UTF-8.
+            MessageKind::Text => Message::Text(unsafe { utf8::assume_valid(bytes) }),
             MessageKind::Binary => Message::Binary(bytes),
         };
         let mut cx = self.cx(tx, buf, s, now);

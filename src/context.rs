@@ -317,14 +317,10 @@ impl<'a> Context<'a> {
         f[1] = (a.len() + b.len()) as u8;
         f[2..2 + a.len()].copy_from_slice(a);
         f[2 + a.len()..2 + a.len() + b.len()].copy_from_slice(b);
-        queue(
-            self.out,
-            self.input,
-            self.sink,
-            &f[..2 + a.len() + b.len()],
-            &[],
-        );
-        self.status()
+        let unsent = self.sink.unsent();
+        let n = 2 + a.len() + b.len();
+        let flushed = queue(self.out, self.input, self.sink, &f[..n], &[]);
+        self.status(unsent, flushed)
     }
 
     /// Queue one data frame, held back if an echo is half out.
@@ -336,7 +332,8 @@ impl<'a> Context<'a> {
         let mut head = [0u8; frame::MAX_HEADER];
         let hl = frame::encode(&mut head, fin, op, len as u64, None);
         let n = hl + len;
-        let waiting = self.sink.unsent() + self.out.scratch_len();
+        let unsent = self.sink.unsent();
+        let waiting = unsent + self.out.scratch_len();
         if let Some(hold) = self.hold.as_deref_mut() {
             let held = hold.as_ref().map_or(0, |v| v.len());
             if waiting + held + n > self.max_backlog {
@@ -353,13 +350,21 @@ impl<'a> Context<'a> {
         if waiting + n > self.max_backlog {
             return SendStatus::Dropped;
         }
-        queue(self.out, self.input, self.sink, &head[..hl], parts);
+        let flushed = queue(self.out, self.input, self.sink, &head[..hl], parts);
         self.sent.1 += len as u64;
-        self.status()
+        self.status(unsent, flushed)
     }
 
-    fn status(&self) -> SendStatus {
-        if self.sink.unsent() > 0 {
+    /// The status of a queued send, given the unsent bytes before it and
+    /// whether it went to the socket at once.
+    #[inline]
+    fn status(&self, unsent_before: usize, flushed: bool) -> SendStatus {
+        let unsent = if flushed {
+            self.sink.unsent()
+        } else {
+            unsent_before
+        };
+        if unsent > 0 {
             SendStatus::Backpressure
         } else {
             SendStatus::Sent
@@ -387,25 +392,39 @@ fn st_queued(st: SendStatus) -> bool {
 
 /// Queue `head` then `parts` after everything already in `out`: copied
 /// into the scratch area when small and it fits, otherwise written at once
-/// with the output before it.
+/// with the output before it. Returns whether anything was written.
+#[inline]
 pub(crate) fn queue(
     out: &mut Output,
     input: &[u8],
     sink: &mut dyn Sink,
     head: &[u8],
     parts: &[&[u8]],
-) {
+) -> bool {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let n = head.len() + len;
+    if len < DIRECT_MIN && out.cork_fits(head.len() + len) {
+        out.push_frame(head, parts);
+        return false;
+    }
+    flush_then_queue(out, input, sink, head, parts, len);
+    true
+}
+
+/// The slow half of [`queue`]: the scratch area is full, or the payload
+/// (`len` bytes) is large.
+#[cold]
+fn flush_then_queue(
+    out: &mut Output,
+    input: &[u8],
+    sink: &mut dyn Sink,
+    head: &[u8],
+    parts: &[&[u8]],
+    len: usize,
+) {
     if len < DIRECT_MIN {
-        if !out.cork_fits(n) {
-            sink.flush(out, input, &[]);
-        }
-        if out.cork_fits(n) {
-            out.push_bytes(head);
-            for p in parts {
-                out.push_bytes(p);
-            }
+        sink.flush(out, input, &[]);
+        if out.cork_fits(head.len() + len) {
+            out.push_frame(head, parts);
             return;
         }
     }

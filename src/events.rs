@@ -95,7 +95,7 @@ impl<S: Service> Events for Bound<'_, S> {
             return Delivery::Discard;
         };
         let d = self.service.message(st, kind, cx);
-        if d == Delivery::Echo {
+        if matches!(d, Delivery::Echo | Delivery::EchoAndStream) {
             self.metrics.messages_out += 1;
         }
         d

@@ -127,6 +127,19 @@ impl Output {
         self.push(Seg::Scratch(start, start + n));
     }
 
+    /// Queue copies of `head` and `parts`, in order, as one segment (a
+    /// corked frame; the caller checked [`cork_fits`](Self::cork_fits)).
+    #[inline]
+    pub fn push_frame(&mut self, head: &[u8], parts: &[&[u8]]) {
+        let start = self.scratch_len;
+        let mut at = start;
+        for p in std::iter::once(head).chain(parts.iter().copied()) {
+            self.scratch[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        self.commit_scratch(at - start);
+    }
+
     /// Queue a copy of `bytes` (a few bytes the core made up).
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         self.scratch_space()[..bytes.len()].copy_from_slice(bytes);

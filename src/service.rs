@@ -8,7 +8,8 @@
 //!
 //! How a message arrives is chosen per message by [`Service::message`]:
 //! streamed in pieces borrowed from the read buffer, echoed as it streams
-//! through (zero-copy), collected whole (borrowed straight from the read
+//! through (zero-copy; also streamed to the service if it asks), collected
+//! whole (borrowed straight from the read
 //! buffer when it arrived in one frame, otherwise gathered in a pooled
 //! buffer), or discarded.
 //!
@@ -38,11 +39,14 @@ pub enum Delivery {
     Collect,
     /// In validated pieces to [`Service::piece`], then [`Service::end`].
     Stream,
-    /// Sent back unchanged as it streams through (no copy), and also given
-    /// to [`Service::piece`] and [`Service::end`]. What the service sends
-    /// from `piece` while the echo is still under way is held back until
-    /// the echo's last frame is out, so it never lands inside the echo.
+    /// Sent back unchanged as it streams through, with no copy; the service
+    /// sees nothing more of it.
     Echo,
+    /// Echoed as with [`Echo`](Self::Echo), and also given to
+    /// [`Service::piece`] and [`Service::end`]. What the service sends from
+    /// `piece` while the echo is still under way is held back until the
+    /// echo's last frame is out, so it never lands inside the echo.
+    EchoAndStream,
     /// Consumed, validated, and not shown to the service.
     Discard,
 }
@@ -147,7 +151,7 @@ pub trait Service {
     fn whole(&mut self, _st: &mut Self::State, _msg: Message<'_>, _cx: &mut Context<'_>) {}
 
     /// Validated payload of the current message, in order
-    /// ([`Delivery::Stream`] and [`Delivery::Echo`]). The pieces of a text
+    /// ([`Delivery::Stream`] and [`Delivery::EchoAndStream`]). The pieces of a text
     /// message taken together are valid UTF-8; a piece may begin or end
     /// inside a code point only where a frame did.
     fn piece(&mut self, _st: &mut Self::State, _data: &[u8], _cx: &mut Context<'_>) {}

@@ -12,11 +12,12 @@ use std::io::{self, Cursor, IoSlice, Read, Write};
 
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::{Role as TRole, WebSocket};
+use tungstenite::Message as TMessage;
 use zerows::buffer::Pool;
 use zerows::frame::{self, opcode, Role};
 use zerows::mask;
 use zerows::session::{Progress, Session, Shared, Transport};
-use zerows::Echo;
+use zerows::{Context, Echo, Message, Request, Service};
 
 /// The masking key of every client frame (fixed so runs are repeatable).
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -306,24 +307,48 @@ pub fn fragmented_text(count: usize, size: usize, pieces: usize) -> Workload {
 }
 
 /// The zerows session as the server runs it: `Session` over pooled
-/// buffers of the server's default sizes, handshake already done.
-pub struct ZerowsEcho {
+/// buffers of the server's default sizes, handshake already done, with the
+/// echo service or another stateless one.
+pub struct ZerowsSession<S: Service<State = ()> = Echo> {
     session: Session<()>,
-    shared: Shared<Echo>,
+    shared: Shared<S>,
     pub io: Mem,
+}
+
+/// The echo service on a session.
+pub type ZerowsEcho = ZerowsSession<Echo>;
+
+/// Answers every text message with "Received: " and the message, sent
+/// from two parts (no copy into a buffer of the service's own).
+pub struct Received;
+
+impl Service for Received {
+    type State = ();
+    fn open(&mut self, _req: &Request<'_>, _cx: &mut Context<'_>) {}
+    fn whole(&mut self, _st: &mut (), msg: Message<'_>, cx: &mut Context<'_>) {
+        if let Message::Text(t) = msg {
+            let _ = cx.send_text_parts(&["Received: ", t]);
+        }
+    }
 }
 
 impl ZerowsEcho {
     pub fn new() -> ZerowsEcho {
+        ZerowsSession::with(Echo)
+    }
+}
+
+impl<S: Service<State = ()>> ZerowsSession<S> {
+    pub fn with(service: S) -> ZerowsSession<S> {
         let cfg = zerows::server::Config::default();
         let shared = Shared::new(
             cfg.settings.clone(),
             Pool::new(cfg.read_buffer, 4, 1),
             Pool::new(cfg.write_buffer, 4, 1),
             cfg.max_backlog,
-            Echo,
+            service,
         );
-        let mut z = ZerowsEcho {
+        let mut z = ZerowsSession {
             // The loop's clock, whatever its unit: the session is new now.
             session: Session::new(shared.now, &shared.settings, zerows::ConnId::new(0, 0)),
             shared,
@@ -389,6 +414,21 @@ impl TungsteniteEcho {
         for _ in 0..messages {
             let m = self.ws.read().expect("a message");
             self.ws.write(m).expect("buffered");
+        }
+        self.ws.flush().expect("flushed");
+        self.ws.get_ref().output.len()
+    }
+
+    /// Feed `wire` holding `messages` text messages and answer each with
+    /// "Received: " and the message, as a tungstenite user writes it.
+    #[inline]
+    pub fn run_received(&mut self, wire: &[u8], messages: usize) -> usize {
+        self.ws.get_mut().reset(wire);
+        for _ in 0..messages {
+            if let TMessage::Text(t) = self.ws.read().expect("a message") {
+                let reply = format!("Received: {}", t.as_str());
+                self.ws.write(TMessage::text(reply)).expect("buffered");
+            }
         }
         self.ws.flush().expect("flushed");
         self.ws.get_ref().output.len()

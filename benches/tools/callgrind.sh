@@ -42,6 +42,7 @@ workloads=(
     "text32 1 11 1000"
     "binary1k 1 11 1000"
     "fragmented 1 21 100"
+    "received32 1 11 1000"
 )
 
 printf '%-11s %14s %14s %8s\n' workload zerows_Ir/msg tungst_Ir/msg ratio

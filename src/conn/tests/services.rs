@@ -219,7 +219,7 @@ impl Service for EchoNotes {
     type State = ();
     fn open(&mut self, _req: &Request<'_>, _cx: &mut Context<'_>) {}
     fn message(&mut self, _st: &mut (), _kind: MessageKind, _cx: &mut Context<'_>) -> Delivery {
-        Delivery::Echo
+        Delivery::EchoAndStream
     }
     fn piece(&mut self, _st: &mut (), data: &[u8], cx: &mut Context<'_>) {
         let _ = cx.send_binary_parts(&[b"note:", data]);
