@@ -32,54 +32,39 @@
 //! }
 //! ```
 //!
-//! Inside, the crate is a sans-IO protocol core with a thin I/O shell:
+//! Inside, the folders show the architecture:
 //!
-//! * protocol core, no I/O: `handshake` (upgrade request in place), `frame`
-//!   (headers), `mask` (unmasking in place), `utf8` (incremental
-//!   validation), `conn` (the per-connection state machine: bytes in,
-//!   ranges of the same bytes out, time passed in), `context` (the send
-//!   half as a service sees it), `events` (what the core reports to a
-//!   service), `error` (every error, and its HTTP status or close code);
-//! * I/O shell: `buffer` (pools, read buffers, backlogs), `output` (the
-//!   segments one pass sends), `session` (one connection's bytes between a
-//!   socket and the core), `server` (the mio event loop), `builder`;
-//! * plain HTTP: `http` (responses and the page), `metrics`.
+//! * `proto/`: the protocol core, with no I/O and no clock: the handshake,
+//!   frames, unmasking, UTF-8, the connection state machine (the receive
+//!   half) and the send half a service sees; bytes and time in, ranges of
+//!   bytes out;
+//! * `io/`: the shell on mio: pooled buffers, one connection's session,
+//!   the event loop, the builder of several loops;
+//! * `http/`: the plain HTTP side: refusals, the page, metrics;
+//! * at the top: the API ([`Service`], [`Context`], [`ConnId`]).
 //!
-//! Those modules are public for the benches and fuzz targets only, and
-//! hidden from the documentation: the API is what the crate root exports.
+//! The internal modules are public for the benches and fuzz targets only,
+//! and hidden from the documentation: the API is what the crate root
+//! exports.
 #![deny(missing_docs)]
 
-#[doc(hidden)]
-pub mod buffer;
-mod builder;
-#[doc(hidden)]
-pub mod conn;
 mod conn_id;
-#[doc(hidden)]
-pub mod context;
-#[doc(hidden)]
-pub mod error;
-#[doc(hidden)]
-pub mod events;
-#[doc(hidden)]
-pub mod frame;
-#[doc(hidden)]
-pub mod handshake;
 #[doc(hidden)]
 pub mod http;
 #[doc(hidden)]
-pub mod mask;
+pub mod io;
 #[doc(hidden)]
-pub mod metrics;
-#[doc(hidden)]
-pub mod output;
-#[doc(hidden)]
-pub mod server;
+pub mod proto;
 mod service;
+
+// The internals under their short names, for the crate itself, the
+// benches and the fuzz targets.
 #[doc(hidden)]
-pub mod session;
+pub use http::metrics;
 #[doc(hidden)]
-pub mod utf8;
+pub use io::{buffer, builder, server, session};
+#[doc(hidden)]
+pub use proto::{conn, context, error, events, frame, handshake, mask, output, utf8};
 
 pub use builder::{Builder, Running};
 pub use conn::{Millis, Settings};

@@ -79,13 +79,19 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-/// Close codes the server sends (RFC 6455 §7.4.1).
+/// Close codes (RFC 6455 §7.4.1) and which may be sent.
 pub mod close_code {
+    /// The purpose of the connection is fulfilled.
     pub const NORMAL: u16 = 1000;
+    /// The server is going down, or the peer stopped answering.
     pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the protocol.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not UTF-8.
     pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message over the size limit.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server met a condition it cannot handle.
     pub const INTERNAL_ERROR: u16 = 1011;
 
     /// Whether a peer may send `code` in a close frame (§7.4.1, §7.4.2 and

@@ -49,6 +49,7 @@ pub fn millis(d: Duration) -> Millis {
 /// Protocol settings shared by every connection of a server.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// What the opening handshake accepts.
     pub handshake: HandshakeConfig,
     /// Longest message accepted, in bytes; longer ones fail with 1009.
     pub max_message: u64,

@@ -43,7 +43,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Everything the server needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Addresses to listen on.
     pub listen: Vec<SocketAddr>,
+    /// Protocol settings of every connection.
     pub settings: Settings,
     /// Bytes of each pooled read buffer.
     pub read_buffer: usize,
@@ -155,6 +157,8 @@ impl Stopper {
     }
 }
 
+/// One event loop serving one service on its listeners (see
+/// [`Builder`](crate::Builder) for several).
 pub struct Server<S: Service> {
     poll: Poll,
     listeners: Vec<(TcpListener, bool)>,
@@ -280,6 +284,7 @@ impl<S: Service> Server<S> {
         &self.shared.metrics
     }
 
+    /// Connections open on this loop.
     pub fn connections(&self) -> usize {
         self.conns.len()
     }

@@ -1,4 +1,5 @@
-//! Plain HTTP/1.1 responses: refusals and the browser page.
+//! The plain HTTP side: responses to requests that do not upgrade
+//! (refusals, the page), and the metrics they can report (`metrics`).
 //!
 //! Invariants:
 //! * nothing here allocates; every response is written into a caller-owned
@@ -7,6 +8,8 @@
 //! * every response closes the connection (`Connection: close`), so a refused
 //!   peer never gets a second request parsed on the same socket;
 //! * the status line comes only from [`HandshakeError::status`].
+
+pub mod metrics;
 
 use crate::error::HandshakeError;
 use crate::handshake::RESPONSE_BUF;

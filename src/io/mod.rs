@@ -1,0 +1,13 @@
+//! The I/O shell: moves bytes and readiness between sockets and the
+//! protocol core, and nothing else.
+//!
+//! * `buffer`: pooled read buffers, backlogs and message buffers, attached
+//!   to a connection only while it has bytes pending;
+//! * `session`: one connection's bytes between its socket and the core;
+//! * `server`: one mio event loop, connections in a slab, a timer heap;
+//! * `builder`: several loops on one port.
+
+pub mod buffer;
+pub mod builder;
+pub mod server;
+pub mod session;
