@@ -2,26 +2,25 @@
 //! bytes out. It never touches a socket and never reads the clock; the
 //! caller passes in the bytes and the time.
 //!
-//! Contract with the caller (see [`Conn::process`]): the caller owns the read
-//! buffer and passes `buf[..end]` with unprocessed data from `start`; every
-//! byte before `start` is free for the core to overwrite. The core decodes
-//! and unmasks frames in place, writes each echo header over the tail of the
-//! client header it answers (4 bytes shorter, always fits), and queues ranges
-//! of `buf` in an [`Output`](crate::output::Output). It returns how far it consumed; the caller
-//! keeps the rest (never more than a partial frame header, a partial control
-//! frame or a partial request) for the next call, after writing or copying
-//! out everything the `Output` points at.
+//! Contract with the caller (see [`Conn::process`] and [`pump`]): the
+//! caller owns the read buffer and passes `buf[..end]` with unprocessed data
+//! from `start`; every byte before `start` is free for the core to
+//! overwrite. The core decodes and unmasks frames in place, writes each echo
+//! header over the tail of the client header it answers (4 bytes shorter,
+//! always fits), and queues ranges of `buf` in an
+//! [`Output`](crate::output::Output). It returns how far it consumed; the
+//! caller keeps the rest (never more than a partial frame header, a partial
+//! control frame or a partial request) for the next call, after writing or
+//! copying out everything the `Output` points at.
 //!
-//! Data frames are streamed, never reassembled: whatever payload has arrived
-//! is validated and echoed at once as a frame of its own (first piece with
-//! the message's opcode, later ones as continuations), so a connection's
-//! memory does not depend on message size. For text, up to 3 bytes of a code
-//! point cut by a read boundary are held back in the connection (`carry`)
-//! until the rest arrives, so no byte is echoed before it is known valid.
+//! This file holds the connection's life: the handshake, control frames,
+//! closing, timers. Its receive half, data frames delivered to the service,
+//! is in `conn/rx.rs`; the send half is `context` and `output`.
 //!
-//! States: `Handshake` (waiting for the request head), `Open`, `CloseSent`
-//! (we sent a close and wait for the peer's close or the deadline), `Closed`
-//! (done: flush the output, then close TCP).
+//! Stages (`Stage`, each with its own data): `Handshake` (waiting for the
+//! request head), `Open`, `CloseSent` (we sent a close and wait for the
+//! peer's close or the deadline), `Closed` (done: flush the output, then
+//! close TCP).
 
 use std::time::Duration;
 
@@ -98,6 +97,7 @@ pub enum Route {
     Health,
 }
 
+/// The phase a connection is in, as the shell sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Handshake,
@@ -105,6 +105,25 @@ pub enum State {
     CloseSent,
     Closed,
 }
+
+/// Where a connection is, with what each stage needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for the request head; `refusal`: answer with this once it is
+    /// in (the server is full or shutting down; metrics and health are
+    /// still answered).
+    Handshake { refusal: Option<HandshakeError> },
+    /// Upgraded; `pinged`: a heartbeat ping went out and nothing has
+    /// arrived since.
+    Open { pinged: bool },
+    /// We sent a close and wait for the peer's, or the deadline.
+    CloseSent,
+    /// Done: flush the output, then close TCP; `answer`: a plain HTTP
+    /// request the shell still has to answer (see [`Route`]).
+    Closed { answer: Option<Route> },
+}
+
+const CLOSED: Stage = Stage::Closed { answer: None };
 
 /// Where the reader is in the byte stream of an open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,32 +135,10 @@ enum Reading {
     Payload { fin: bool },
 }
 
-/// An HTTP answer the connection owes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    Nothing,
-    /// Refuse the request with this once its head is in (the server is
-    /// full or shutting down); metrics and health are still answered.
-    Refuse(HandshakeError),
-    /// Requests for the caller to answer (see [`Route`]); unit variants,
-    /// so the whole enum fits in one byte.
-    Metrics,
-    Health,
-}
-
-impl Pending {
-    fn refusal(self) -> Option<HandshakeError> {
-        match self {
-            Pending::Refuse(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// One connection's protocol state (72 bytes; no buffers).
 #[derive(Debug)]
 pub struct Conn {
-    state: State,
+    stage: Stage,
     reading: Reading,
     /// Payload bytes of the current data frame not yet echoed or skipped.
     remaining: u64,
@@ -169,10 +166,6 @@ pub struct Conn {
     deadline: Millis,
     /// When bytes last arrived (open connections).
     last_rx: Millis,
-    /// A heartbeat ping went out and nothing has arrived since.
-    pinged: bool,
-    /// An HTTP answer owed: see [`Pending`].
-    pending: Pending,
     /// The subprotocol chosen, as its index in the settings plus one (0:
     /// none).
     protocol: u8,
@@ -186,7 +179,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(now: Millis, s: &Settings, id: ConnId) -> Conn {
         Conn {
-            state: State::Handshake,
+            stage: Stage::Handshake { refusal: None },
             reading: Reading::Header,
             remaining: 0,
             got: 0,
@@ -201,8 +194,6 @@ impl Conn {
             carry_len: 0,
             deadline: now + millis(s.handshake_timeout),
             last_rx: now,
-            pinged: false,
-            pending: Pending::Nothing,
             protocol: 0,
             msgbuf: None,
             id,
@@ -241,7 +232,7 @@ impl Conn {
             now,
             &s.handshake.subprotocols,
             self.protocol,
-            self.state == State::Open,
+            self.is_open(),
         )
     }
 
@@ -255,7 +246,7 @@ impl Conn {
         now: Millis,
         f: impl FnOnce(&mut E, &mut Context<'_>),
     ) {
-        if self.state != State::Open {
+        if !self.is_open() {
             return;
         }
         let mut cx = self.cx(tx, &[], s, now);
@@ -276,19 +267,36 @@ impl Conn {
     ) {
         if let Some(code) = code {
             h.close_sent(code);
-            if self.state == State::Open {
-                self.state = State::CloseSent;
+            if self.is_open() {
+                self.stage = Stage::CloseSent;
                 self.deadline = now + millis(s.close_timeout);
             }
         }
     }
 
     pub fn state(&self) -> State {
-        self.state
+        match self.stage {
+            Stage::Handshake { .. } => State::Handshake,
+            Stage::Open { .. } => State::Open,
+            Stage::CloseSent => State::CloseSent,
+            Stage::Closed { .. } => State::Closed,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        matches!(self.stage, Stage::Closed { .. })
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.stage, Stage::Open { .. })
+    }
+
+    /// The refusal owed to a request still being read, if any.
+    fn refusal(&self) -> Option<HandshakeError> {
+        match self.stage {
+            Stage::Handshake { refusal } => refusal,
+            _ => None,
+        }
     }
 
     /// When [`on_timeout`](Self::on_timeout) should next be called.
@@ -304,18 +312,18 @@ impl Conn {
         if self.deadline == 0 || now < self.deadline {
             return;
         }
-        if self.state != State::Open {
+        if !self.is_open() {
             self.deadline = 0;
-            self.state = State::Closed;
+            self.stage = CLOSED;
             return;
         }
-        if self.pinged {
+        if self.stage == (Stage::Open { pinged: true }) {
             // Nothing has arrived since our ping, and the pong deadline (or
             // the idle deadline, if sooner) passed. Say so, but do not wait
             // for a close from a peer that has stopped talking.
             log::debug!("no answer to a ping");
             self.send_close(close_code::GOING_AWAY, tx, s, h, now);
-            self.state = State::Closed;
+            self.stage = CLOSED;
             self.deadline = 0;
             return;
         }
@@ -329,7 +337,7 @@ impl Conn {
             .is_some_and(|p| now >= self.last_rx + millis(p))
         {
             tx.out.push_bytes(&[0x80 | opcode::PING, 0]);
-            self.pinged = true;
+            self.stage = Stage::Open { pinged: true };
             // The peer has pong_timeout from now, whenever the (lazily
             // checked) ping actually went out.
             let pong_by = now + millis(s.pong_timeout);
@@ -353,19 +361,15 @@ impl Conn {
     /// A plain HTTP request for the caller to answer; the connection is
     /// closed once the answer is out.
     pub fn take_route(&mut self) -> Option<Route> {
-        match std::mem::replace(&mut self.pending, Pending::Nothing) {
-            Pending::Metrics => Some(Route::Metrics),
-            Pending::Health => Some(Route::Health),
-            other => {
-                self.pending = other;
-                None
-            }
+        match &mut self.stage {
+            Stage::Closed { answer } => answer.take(),
+            _ => None,
         }
     }
 
     /// The peer closed its side of TCP.
     pub fn on_eof(&mut self) {
-        self.state = State::Closed;
+        self.stage = CLOSED;
         self.deadline = 0;
     }
 
@@ -379,7 +383,7 @@ impl Conn {
         h: &mut E,
         now: Millis,
     ) {
-        match self.state {
+        match self.state() {
             State::Open => self.send_close(code, tx, s, h, now),
             // A request under way still gets an answer (503) once its head
             // is in, rather than a connection closed under it.
@@ -394,8 +398,8 @@ impl Conn {
     /// metrics and health are still answered, so a full or draining server
     /// can be observed.
     pub fn refuse_when_read(&mut self, err: HandshakeError) {
-        if self.state == State::Handshake {
-            self.pending = Pending::Refuse(err);
+        if let Stage::Handshake { refusal } = &mut self.stage {
+            *refusal = Some(err);
         }
     }
 
@@ -405,7 +409,7 @@ impl Conn {
         h.refused(err);
         let n = http::write_error_response(tx.out.scratch_space(), err);
         tx.out.commit_scratch(n);
-        self.state = State::Closed;
+        self.stage = CLOSED;
         self.deadline = 0;
     }
 
@@ -421,19 +425,19 @@ impl Conn {
         now: Millis,
     ) -> usize {
         let mut pos = start;
-        if self.state == State::Open {
+        if self.is_open() {
             // Anything from the peer proves it alive.
             self.last_rx = now;
-            self.pinged = false;
+            self.stage = Stage::Open { pinged: false };
         }
-        if self.state == State::Handshake {
+        if matches!(self.stage, Stage::Handshake { .. }) {
             match self.handshake(buf, start, tx, s, h, now) {
                 Some(p) => pos = p,
-                None if self.state == State::Handshake => return start,
+                None if matches!(self.stage, Stage::Handshake { .. }) => return start,
                 None => return buf.len(),
             }
         }
-        match self.state {
+        match self.state() {
             State::Open | State::CloseSent => self.frames(buf, pos, tx, s, h, now),
             _ => buf.len(),
         }
@@ -465,7 +469,7 @@ impl Conn {
         let mut headers = [httparse::EMPTY_HEADER; handshake::MAX_HEADERS];
         let mut parsed = handshake::parse_request(&head[..end], &s.handshake, &mut headers);
         if let (Some(err), Ok((Outcome::Upgrade { .. } | Outcome::Page, _))) =
-            (self.pending.refusal(), &parsed)
+            (self.refusal(), &parsed)
         {
             parsed = Err(err);
         }
@@ -478,7 +482,7 @@ impl Conn {
                     self.protocol(s),
                 );
                 tx.out.commit_scratch(n);
-                self.state = State::Open;
+                self.stage = Stage::Open { pinged: false };
                 self.got = 0;
                 self.last_rx = now;
                 self.deadline = self.next_check(s);
@@ -496,17 +500,19 @@ impl Conn {
                 let n = http::write_page_head(tx.out.scratch_space(), page.len());
                 tx.out.commit_scratch(n);
                 tx.out.push_static(page);
-                self.state = State::Closed;
+                self.stage = CLOSED;
                 self.deadline = 0;
                 None
             }
             Ok((route @ (Outcome::Metrics | Outcome::Health), _)) => {
-                self.pending = if route == Outcome::Metrics {
-                    Pending::Metrics
+                let answer = if route == Outcome::Metrics {
+                    Route::Metrics
                 } else {
-                    Pending::Health
+                    Route::Health
                 };
-                self.state = State::Closed;
+                self.stage = Stage::Closed {
+                    answer: Some(answer),
+                };
                 self.deadline = 0;
                 None
             }
@@ -531,7 +537,7 @@ impl Conn {
         // first unprocessed byte at entry, then each frame's own header.
         let mut room = 0;
         loop {
-            if self.state == State::Closed {
+            if self.is_closed() {
                 return end;
             }
             if let Reading::Payload { .. } = self.reading {
@@ -558,7 +564,7 @@ impl Conn {
                     // The frame boundaries are lost: nothing after this can
                     // be parsed, so there is no close to wait for either.
                     self.fail(e, tx, s, h, now);
-                    self.state = State::Closed;
+                    self.stage = CLOSED;
                     self.deadline = 0;
                     return end;
                 }
@@ -577,7 +583,7 @@ impl Conn {
                 room = pos;
                 continue;
             }
-            if self.state == State::Open {
+            if self.is_open() {
                 if let Err(e) = self.begin_data(hdr.opcode, hdr.len, buf, tx, s, h, now) {
                     self.fail(e, tx, s, h, now);
                 }
@@ -590,350 +596,6 @@ impl Conn {
             room = pos;
             pos = payload;
         }
-    }
-
-    /// Sequencing and size rules for a new data frame (§5.4); asks the
-    /// service how a new message is delivered.
-    #[allow(clippy::too_many_arguments)]
-    fn begin_data<E: Events>(
-        &mut self,
-        op: u8,
-        len: u64,
-        buf: &[u8],
-        tx: &mut Tx<'_>,
-        s: &Settings,
-        h: &mut E,
-        now: Millis,
-    ) -> Result<(), ProtocolError> {
-        let kind = match (op, self.msg) {
-            (opcode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (opcode::CONTINUATION, Some(_)) => None,
-            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            (opcode::TEXT, None) => Some(MessageKind::Text),
-            (_, None) => Some(MessageKind::Binary),
-        };
-        // Both terms are below 2^63 (decode rejects the top bit; msg_len is
-        // bounded by max_message), so the sum cannot overflow.
-        let total = self.msg_len + len;
-        if total > s.max_message {
-            return Err(ProtocolError::MessageTooBig);
-        }
-        self.msg_len = total;
-        if let Some(kind) = kind {
-            self.msg = Some(kind);
-            self.started = false;
-            let mut cx = self.cx(tx, buf, s, now);
-            self.delivery = h.message(kind, &mut cx);
-            let close = cx.finish_callback();
-            self.closed_by_service(close, s, h, now);
-        }
-        if self.delivery == Delivery::Collect && total > s.max_collected {
-            return Err(ProtocolError::MessageTooBig);
-        }
-        Ok(())
-    }
-
-    /// Advance the current data frame with the bytes at `buf[pos..]`.
-    ///
-    /// A frame is echoed in chunks of at most `chunk_size` bytes, cut at
-    /// fixed offsets from its start, so the frames sent depend only on the
-    /// frames received, never on how the bytes arrived. Bytes of a chunk are
-    /// unmasked and validated as they arrive (`got`, `checked`), so invalid
-    /// text fails at once; the chunk is echoed when complete. Returns where
-    /// the next unprocessed byte is, or where to resume once more input has
-    /// arrived (a partial chunk stays in the buffer, already unmasked).
-    #[allow(clippy::too_many_arguments)]
-    fn data_step<E: Events>(
-        &mut self,
-        buf: &mut [u8],
-        pos: usize,
-        room: usize,
-        tx: &mut Tx<'_>,
-        s: &Settings,
-        h: &mut E,
-        now: Millis,
-    ) -> Result<Step, ProtocolError> {
-        let avail_all = buf.len() - pos;
-        if self.state != State::Open {
-            // Our close is out: skip the peer's data unread.
-            let n = avail_all.min(self.remaining.min(usize::MAX as u64) as usize);
-            self.remaining -= n as u64;
-            if self.remaining > 0 {
-                return Ok(Step::Wait(pos + n));
-            }
-            self.reading = Reading::Header;
-            return Ok(Step::Next(pos + n));
-        }
-        let chunk = self.remaining.min(s.chunk_size as u64) as usize;
-        let avail = avail_all.min(chunk);
-        let got = self.got as usize;
-        if avail > got {
-            mask::apply(&mut buf[pos + got..pos + avail], self.mask, got % 4);
-            self.got = avail as u32;
-            if self.msg == Some(MessageKind::Text) {
-                self.check_text(&buf[pos..pos + avail])?;
-            }
-        }
-        if avail < chunk {
-            return Ok(Step::Wait(pos));
-        }
-        let last = matches!(self.reading, Reading::Payload { fin: true })
-            && self.remaining == chunk as u64;
-        self.emit_chunk(buf, room, pos, pos + chunk, last, tx, s, h, now)?;
-        self.remaining -= chunk as u64;
-        self.mask.rotate_left(chunk % 4);
-        self.got = 0;
-        self.checked = 0;
-        if self.remaining == 0 {
-            self.reading = Reading::Header;
-        }
-        Ok(Step::Next(pos + chunk))
-    }
-
-    /// Validate the new bytes of the chunk `piece` (all of it that has
-    /// arrived) from `checked` on, completing a carried code point first.
-    #[inline]
-    fn check_text(&mut self, piece: &[u8]) -> Result<(), ProtocolError> {
-        let carry_len = self.carry_len as usize;
-        let mut checked = self.checked as usize;
-        if carry_len > 0 && checked == 0 {
-            let width = utf8_width(self.carry[0]);
-            let need = width - carry_len;
-            let mut cp = [0u8; 4];
-            cp[..carry_len].copy_from_slice(&self.carry[..carry_len]);
-            if piece.len() < need {
-                let t = carry_len + piece.len();
-                cp[carry_len..t].copy_from_slice(piece);
-                return match utf8::complete_prefix(&cp[..t]) {
-                    Ok(0) => Ok(()),
-                    _ => Err(ProtocolError::InvalidUtf8),
-                };
-            }
-            cp[carry_len..width].copy_from_slice(&piece[..need]);
-            utf8::complete(&cp[..width]).map_err(|_| ProtocolError::InvalidUtf8)?;
-            checked = need;
-        }
-        checked +=
-            utf8::complete_prefix(&piece[checked..]).map_err(|_| ProtocolError::InvalidUtf8)?;
-        self.checked = checked as u32;
-        Ok(())
-    }
-
-    /// Hand the complete chunk `buf[a..b]` (unmasked and, for text,
-    /// validated up to `checked`) to the service as it asked, queueing its
-    /// echo first if it asked for one; `buf[room..a]` is free.
-    #[allow(clippy::too_many_arguments)]
-    fn emit_chunk<E: Events>(
-        &mut self,
-        buf: &mut [u8],
-        room: usize,
-        a: usize,
-        b: usize,
-        last: bool,
-        tx: &mut Tx<'_>,
-        s: &Settings,
-        h: &mut E,
-        now: Millis,
-    ) -> Result<(), ProtocolError> {
-        let kind = self.msg.expect("begin_data opened a message");
-        let carry = self.carry;
-        let carry_len = self.carry_len as usize;
-        let (valid_end, new_carry) = if kind == MessageKind::Text {
-            if carry_len > 0 && self.checked == 0 {
-                // The chunk did not even complete the carried code point.
-                if last {
-                    return Err(ProtocolError::InvalidUtf8);
-                }
-                let t = carry_len + (b - a);
-                self.carry[carry_len..t].copy_from_slice(&buf[a..b]);
-                self.carry_len = t as u8;
-                return Ok(());
-            }
-            let v = a + self.checked as usize;
-            if last && v != b {
-                return Err(ProtocolError::InvalidUtf8);
-            }
-            (v, b - v)
-        } else {
-            (b, 0)
-        };
-        let len = carry_len + (valid_end - a);
-        match self.delivery {
-            Delivery::Echo | Delivery::EchoAndStream => {
-                h.payload(len, true);
-                if len > 0 || last {
-                    self.echo_frame(buf, room, a, valid_end, &carry[..carry_len], last, tx);
-                }
-                if last {
-                    self.release_held(buf, tx);
-                }
-                if self.delivery == Delivery::EchoAndStream {
-                    self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now);
-                }
-            }
-            Delivery::Stream => {
-                h.payload(len, false);
-                self.pieces(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now)
-            }
-            Delivery::Collect => {
-                h.payload(len, false);
-                self.collect(buf, &carry[..carry_len], a, valid_end, last, tx, s, h, now)
-            }
-            Delivery::Discard => h.payload(len, false),
-        }
-        self.carry[..new_carry].copy_from_slice(&buf[valid_end..b]);
-        self.carry_len = new_carry as u8;
-        if last {
-            self.msg = None;
-            self.msg_len = 0;
-            self.started = false;
-            if matches!(self.delivery, Delivery::EchoAndStream | Delivery::Stream)
-                && self.state == State::Open
-            {
-                let mut cx = self.cx(tx, buf, s, now);
-                h.end(&mut cx);
-                let close = cx.finish_callback();
-                self.closed_by_service(close, s, h, now);
-            }
-        }
-        Ok(())
-    }
-
-    /// Queue the echo of `carry` + `buf[a..v]` as one frame.
-    // One call site, on the echo path: always inlined, or the call and
-    // its argument shuffling cost more than the frame header it writes.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn echo_frame(
-        &mut self,
-        buf: &mut [u8],
-        room: usize,
-        a: usize,
-        v: usize,
-        carry: &[u8],
-        last: bool,
-        tx: &mut Tx<'_>,
-    ) {
-        let kind = self.msg.expect("an open message");
-        let len = carry.len() + (v - a);
-        let op = if self.started {
-            opcode::CONTINUATION
-        } else if kind == MessageKind::Text {
-            opcode::TEXT
-        } else {
-            opcode::BINARY
-        };
-        let hl = frame::header_len(len as u64, false);
-        if a - room >= hl + carry.len() {
-            buf[a - carry.len()..a].copy_from_slice(carry);
-            let hs = frame::encode_before(buf, a - carry.len(), last, op, len as u64);
-            tx.out.push_input(hs, v);
-        } else {
-            // No room in front (a later chunk of a long frame, or a
-            // carried code point in front of a payload whose length
-            // needs a longer header): the header and the carried bytes
-            // go out from scratch, the payload still from the buffer.
-            let mut tmp = [0u8; frame::MAX_HEADER + 3];
-            let n = frame::encode(&mut tmp, last, op, len as u64, None);
-            tmp[n..n + carry.len()].copy_from_slice(carry);
-            tx.out.push_bytes(&tmp[..n + carry.len()]);
-            tx.out.push_input(a, v);
-        }
-        self.started = true;
-    }
-
-    /// The echo's last frame is queued: what the service sent while it was
-    /// half out follows it now.
-    #[inline]
-    fn release_held(&mut self, buf: &[u8], tx: &mut Tx<'_>) {
-        if let Some(held) = self.msgbuf.take() {
-            Self::queue_held(held, buf, tx);
-        }
-    }
-
-    #[cold]
-    fn queue_held(held: MsgBuf, buf: &[u8], tx: &mut Tx<'_>) {
-        let _ = context::queue(tx.out, buf, tx.sink, &[], &[&held]);
-        tx.pool.give(held);
-    }
-
-    /// Give `carry` + `buf[a..v]` to the service as pieces.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn pieces<E: Events>(
-        &mut self,
-        buf: &[u8],
-        carry: &[u8],
-        a: usize,
-        v: usize,
-        last: bool,
-        tx: &mut Tx<'_>,
-        s: &Settings,
-        h: &mut E,
-        now: Millis,
-    ) {
-        if self.state != State::Open {
-            return;
-        }
-        // Sends wait while this message's echo is half out.
-        let hold = self.delivery == Delivery::EchoAndStream && self.started && !last;
-        let mut cx = self.cx(tx, buf, s, now);
-        if hold {
-            cx.hold = Some(&mut self.msgbuf);
-        }
-        if !carry.is_empty() {
-            h.piece(carry, &mut cx);
-        }
-        h.piece(&buf[a..v], &mut cx);
-        let close = cx.finish_callback();
-        self.closed_by_service(close, s, h, now);
-    }
-
-    /// Gather `carry` + `buf[a..v]`; at the last piece hand the whole
-    /// message over, straight from the read buffer when it is all there.
-    #[allow(clippy::too_many_arguments)]
-    fn collect<E: Events>(
-        &mut self,
-        buf: &[u8],
-        carry: &[u8],
-        a: usize,
-        v: usize,
-        last: bool,
-        tx: &mut Tx<'_>,
-        s: &Settings,
-        h: &mut E,
-        now: Millis,
-    ) {
-        if self.state != State::Open {
-            return;
-        }
-        let kind = self.msg.expect("an open message");
-        let gathered = self.msgbuf.is_some() || !carry.is_empty();
-        if !last || gathered {
-            let m = self.msgbuf.get_or_insert_with(|| tx.pool.take());
-            m.extend_from_slice(carry);
-            m.extend_from_slice(&buf[a..v]);
-            if !last {
-                return;
-            }
-        }
-        let held = self.msgbuf.take();
-        let bytes = held.as_deref().map_or(&buf[a..v], |m| &m[..]);
-        let msg = match kind {
-            // SAFETY: text is validated as it arrives (`check_text`), and
-            // `emit_chunk` fails a message whose last piece does not end a
-            // code point before anything is collected from it: the whole
-            // is valid UTF-8.
-            MessageKind::Text => Message::Text(unsafe { utf8::assume_valid(bytes) }),
-            MessageKind::Binary => Message::Binary(bytes),
-        };
-        let mut cx = self.cx(tx, buf, s, now);
-        h.whole(msg, &mut cx);
-        let close = cx.finish_callback();
-        if let Some(m) = held {
-            tx.pool.give(m);
-        }
-        self.closed_by_service(close, s, h, now);
     }
 
     /// A whole, unmasked control frame with payload `buf[p..e]`.
@@ -949,7 +611,7 @@ impl Conn {
         h: &mut E,
         now: Millis,
     ) {
-        match (op, self.state) {
+        match (op, self.state()) {
             (opcode::PING, State::Open) => {
                 let hs = frame::encode_before(buf, p, true, opcode::PONG, (e - p) as u64);
                 tx.out.push_input(hs, e);
@@ -964,20 +626,20 @@ impl Conn {
                     let n = if code.is_some() { 2 } else { 0 };
                     let hs = frame::encode_before(buf, p, true, opcode::CLOSE, n as u64);
                     tx.out.push_input(hs, p + n);
-                    self.state = State::Closed;
+                    self.stage = CLOSED;
                     self.deadline = 0;
                 }
                 Err(err) => {
                     // The peer has already closed its side of the
                     // conversation: there is no close left to wait for.
                     self.fail(err, tx, s, h, now);
-                    self.state = State::Closed;
+                    self.stage = CLOSED;
                     self.deadline = 0;
                 }
             },
             (opcode::CLOSE, State::CloseSent) => {
                 h.peer_closed(close_payload(&buf[p..e]).ok().flatten());
-                self.state = State::Closed;
+                self.stage = CLOSED;
                 self.deadline = 0;
             }
             // Unsolicited pongs are ignored (§5.5.3); after our close, so
@@ -996,7 +658,7 @@ impl Conn {
         now: Millis,
     ) {
         log::debug!("failing connection: {e}");
-        if self.state == State::Open {
+        if self.is_open() {
             self.send_close(e.close_code(), tx, s, h, now);
         }
         self.carry_len = 0;
@@ -1018,7 +680,7 @@ impl Conn {
         h.close_sent(code);
         let c = code.to_be_bytes();
         tx.out.push_bytes(&[0x88, 0x02, c[0], c[1]]);
-        self.state = State::CloseSent;
+        self.stage = Stage::CloseSent;
         self.deadline = now + millis(s.close_timeout);
     }
 }
@@ -1057,23 +719,6 @@ pub fn pump<E: Events>(
     ok
 }
 
-/// How far [`Conn::data_step`] got.
-enum Step {
-    /// Continue at this index.
-    Next(usize),
-    /// Input consumed up to this index; wait for more.
-    Wait(usize),
-}
-
-/// The byte length of the code point a valid lead byte starts.
-fn utf8_width(lead: u8) -> usize {
-    match lead {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        _ => 4,
-    }
-}
-
 /// Validate a close frame's payload (§5.5.1, §7.4): returns its code.
 fn close_payload(p: &[u8]) -> Result<Option<u16>, ProtocolError> {
     match p.len() {
@@ -1089,6 +734,10 @@ fn close_payload(p: &[u8]) -> Result<Option<u16>, ProtocolError> {
         }
     }
 }
+
+mod rx;
+
+use rx::Step;
 
 #[cfg(test)]
 mod tests;
