@@ -71,7 +71,7 @@ pub use conn::{Millis, Settings};
 pub use conn_id::ConnId;
 pub use context::{Context, SendStatus};
 pub use error::{close_code, HandshakeError};
-pub use handshake::HandshakeConfig;
+pub use handshake::{HandshakeConfig, ANY_PATH};
 pub use server::{Config, Server, Stopper};
 pub use service::{Delivery, Echo, Message, MessageKind, Request, Service};
 

@@ -132,6 +132,15 @@ pub trait Service {
     /// after [`closed`](Self::closed). A zero-sized type costs nothing.
     type State;
 
+    /// A valid upgrade request (every RFC 6455 check passed, the path is
+    /// the configured one or any path with
+    /// [`ANY_PATH`](crate::ANY_PATH)): take it, or refuse it with
+    /// the HTTP error of an [`HandshakeError`] (`NotFound` is 404,
+    /// `ForbiddenOrigin` 403, `Unavailable` 503). The default takes all.
+    fn accept(&mut self, _req: &Request<'_>) -> Result<(), HandshakeError> {
+        Ok(())
+    }
+
     /// A connection finished its opening handshake; the 101 response is
     /// queued, so anything sent here follows it.
     fn open(&mut self, req: &Request<'_>, cx: &mut Context<'_>) -> Self::State;

@@ -475,6 +475,10 @@ impl Conn {
         }
         match parsed {
             Ok((Outcome::Upgrade { accept, protocol }, req)) => {
+                if let Err(e) = h.accept(&req) {
+                    self.refuse(e, tx, h);
+                    return None;
+                }
                 self.protocol = protocol.map_or(0, |i| i as u8 + 1);
                 let n = handshake::write_upgrade_response(
                     tx.out.scratch_space(),

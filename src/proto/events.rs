@@ -13,6 +13,8 @@ use crate::service::{Delivery, Message, MessageKind, Request, Service};
 
 /// The core's side of the service interface.
 pub trait Events {
+    /// A valid upgrade request: may the service take it?
+    fn accept(&mut self, req: &Request<'_>) -> Result<(), HandshakeError>;
     /// The upgrade was accepted.
     fn open(&mut self, req: &Request<'_>, cx: &mut Context<'_>);
     /// An upgrade request was refused.
@@ -40,6 +42,9 @@ pub trait Events {
 
 /// A service with no per-connection state can be driven as it is.
 impl<S: Service<State = ()>> Events for S {
+    fn accept(&mut self, req: &Request<'_>) -> Result<(), HandshakeError> {
+        Service::accept(self, req)
+    }
     fn open(&mut self, req: &Request<'_>, cx: &mut Context<'_>) {
         Service::open(self, req, cx)
     }
@@ -78,6 +83,10 @@ pub struct Bound<'a, S: Service> {
 }
 
 impl<S: Service> Events for Bound<'_, S> {
+    fn accept(&mut self, req: &Request<'_>) -> Result<(), HandshakeError> {
+        self.service.accept(req)
+    }
+
     fn open(&mut self, req: &Request<'_>, cx: &mut Context<'_>) {
         self.metrics.handshakes_accepted += 1;
         *self.state = Some(self.service.open(req, cx));

@@ -36,11 +36,16 @@ pub const MAX_PROTOCOL_LEN: usize = 128;
 /// 101 with a [`MAX_PROTOCOL_LEN`] protocol, or any refusal or page head.
 pub const RESPONSE_BUF: usize = 512;
 
+/// [`HandshakeConfig::path`] that lets every path through to the service
+/// (which may still refuse it in [`Service::accept`](crate::Service::accept)).
+pub const ANY_PATH: &str = "*";
+
 /// What the server accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeConfig {
     /// The one path served, compared byte for byte (no percent-decoding)
-    /// with the request target minus any `?query`.
+    /// with the request target minus any `?query`; [`ANY_PATH`] (`"*"`)
+    /// serves every path the metrics and health paths do not take.
     pub path: String,
     /// Origins allowed besides those naming the request's own host, compared
     /// ASCII-case-insensitively with the whole `Origin` value; `"*"` allows
@@ -226,13 +231,13 @@ pub fn parse_request<'h>(
     }
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     if path != cfg.path {
-        return if cfg.metrics_path.as_deref() == Some(path) {
-            Ok((Outcome::Metrics, request))
+        if cfg.metrics_path.as_deref() == Some(path) {
+            return Ok((Outcome::Metrics, request));
         } else if cfg.health_path.as_deref() == Some(path) {
-            Ok((Outcome::Health, request))
-        } else {
-            Err(NotFound)
-        };
+            return Ok((Outcome::Health, request));
+        } else if cfg.path != ANY_PATH {
+            return Err(NotFound);
+        }
     }
 
     let mut upgrade_seen = false;

@@ -40,6 +40,9 @@ impl<S: Service> Stateful<S> {
 }
 
 impl<S: Service> Events for Stateful<S> {
+    fn accept(&mut self, req: &Request<'_>) -> Result<(), HandshakeError> {
+        self.bound().accept(req)
+    }
     fn open(&mut self, req: &Request<'_>, cx: &mut Context<'_>) {
         self.bound().open(req, cx)
     }
@@ -425,4 +428,48 @@ fn a_plain_get_gets_the_page_only_from_a_service_that_has_one() {
     d.feed(get);
     assert!(d.wire.starts_with(b"HTTP/1.1 200 OK"));
     assert!(d.wire.ends_with(crate::http::PAGE));
+}
+
+/// Takes every path under /chat/, refuses the rest.
+struct Rooms(Log);
+
+impl Service for Rooms {
+    type State = ();
+    fn accept(&mut self, req: &Request<'_>) -> Result<(), HandshakeError> {
+        match req.path().strip_prefix("/chat/") {
+            Some(room) if !room.is_empty() => Ok(()),
+            _ => Err(HandshakeError::NotFound),
+        }
+    }
+    fn open(&mut self, req: &Request<'_>, _cx: &mut Context<'_>) {
+        self.0.borrow_mut().push(req.path().to_owned());
+    }
+}
+
+#[test]
+fn with_any_path_the_service_chooses_which_paths_upgrade() {
+    let s = Settings {
+        handshake: HandshakeConfig {
+            path: crate::handshake::ANY_PATH.into(),
+            ..small(4608).handshake
+        },
+        ..small(4608)
+    };
+    let upgrade = |path: &str| {
+        String::from_utf8(request())
+            .unwrap()
+            .replacen("GET / ", &format!("GET {path} "), 1)
+            .into_bytes()
+    };
+    let log = Log::default();
+    for (path, status) in [("/chat/rust", 101), ("/chat/", 404), ("/other", 404)] {
+        let mut d = Driver::with(s.clone(), 4608, Rooms(log.clone()));
+        d.feed(&upgrade(path));
+        assert_eq!(observe(&d.wire).status, status, "{path}");
+    }
+    assert_eq!(*log.borrow(), ["/chat/rust"]);
+    // Metrics are still the shell's to answer.
+    let mut d = Driver::with(s, 4608, Rooms(log.clone()));
+    d.feed(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(d.conn.take_route(), Some(Route::Metrics));
 }
