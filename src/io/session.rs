@@ -428,40 +428,12 @@ impl<St> Session<St> {
         sh: &mut Shared<S>,
     ) -> Result<(), ()> {
         let mut rbuf = self.rbuf.take().expect("pump needs input");
-        let mut wire = Wire::new(
-            io,
-            &mut self.backlog,
-            &mut sh.write_pool,
-            &mut self.writable,
-            &mut self.clock,
-            sh.now,
-        );
-        let mut tx = Tx {
-            out: &mut sh.out,
-            sink: &mut wire,
-            pool: &mut sh.msg_pool,
-            max_backlog: sh.max_backlog,
-            sent: (0, 0),
-        };
-        let mut ev = Bound {
-            service: &mut sh.service,
-            state: &mut self.state,
-            metrics: &mut sh.metrics,
-        };
-        let ok = crate::conn::pump(
-            &mut self.core,
-            &mut rbuf,
-            &mut tx,
-            &sh.settings,
-            &mut ev,
-            sh.now,
-        );
-        let sent = tx.sent;
-        wire.account(&mut sh.metrics, sent);
+        // A broken socket also makes `run_core`'s last write fail.
+        let r = self.run_core(io, sh, |c, tx, s, h, now| {
+            crate::conn::pump(c, &mut rbuf, tx, s, h, now);
+        });
         self.rbuf = Some(rbuf);
-        if !ok {
-            return Err(());
-        }
+        r?;
         match self.core.take_route() {
             Some(route) => {
                 self.answer(route, sh);
