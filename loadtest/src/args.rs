@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::payload;
+use crate::reply::ReplyMode;
 use crate::target::Target;
 
 /// The most connections one run may open.
@@ -32,7 +33,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Send verified echo traffic and report throughput and latency (default).
+    /// Send verified traffic and report throughput and latency (default).
     Run(RunArgs),
     /// Open connections, keep them idle, and report how many held.
     Idle(IdleArgs),
@@ -84,9 +85,15 @@ pub struct RunArgs {
     /// Send text messages.
     #[arg(long, conflicts_with = "binary")]
     pub text: bool,
-    /// Send binary messages (the default).
+    /// Send binary messages (the default, except with --reply json).
     #[arg(long)]
     pub binary: bool,
+    /// What the server answers to each message: `echo` (the message itself)
+    /// or `json` (text messages only; each answered with the text
+    /// `{"name":p,"age":18,"description":p+"很厉害!!!!"}` as serde_json
+    /// writes it, verified byte for byte).
+    #[arg(long, value_enum, default_value = "echo")]
+    pub reply: ReplyMode,
     #[arg(long, value_enum, default_value = "pingpong")]
     pub mode: Mode,
     /// Messages in flight per connection (pipelined; the cap in rate mode).
@@ -160,6 +167,7 @@ pub enum ArgError {
     Seconds(&'static str, f64),
     WarmupTooLong,
     Messages,
+    JsonBinary,
 }
 
 impl std::fmt::Display for ArgError {
@@ -187,6 +195,7 @@ impl std::fmt::Display for ArgError {
             }
             ArgError::WarmupTooLong => write!(f, "--warmup must be shorter than --duration"),
             ArgError::Messages => write!(f, "--messages must be at least 1"),
+            ArgError::JsonBinary => write!(f, "--reply json sends text messages; drop --binary"),
         }
     }
 }
@@ -242,6 +251,9 @@ impl RunArgs {
         if self.messages == Some(0) {
             return Err(ArgError::Messages);
         }
+        if self.reply == ReplyMode::Json && self.binary {
+            return Err(ArgError::JsonBinary);
+        }
         let d = self.duration();
         seconds("duration", d)?;
         if d == 0.0 {
@@ -259,6 +271,11 @@ impl RunArgs {
     pub fn duration(&self) -> f64 {
         self.duration
             .unwrap_or(if self.messages.is_some() { 300.0 } else { 10.0 })
+    }
+
+    /// Whether messages go out as text (asked for, or JSON replies).
+    pub fn sends_text(&self) -> bool {
+        self.text || self.reply == ReplyMode::Json
     }
 
     /// In-flight cap per connection.
@@ -305,6 +322,20 @@ mod tests {
         assert_eq!(r.mode, Mode::Pingpong);
         assert_eq!(r.window(), 1);
         assert_eq!(r.duration(), 10.0);
+        assert_eq!(r.reply, ReplyMode::Echo);
+        assert!(!r.sends_text());
+    }
+
+    #[test]
+    fn json_replies_force_text() {
+        let r = run(&["--reply", "json"]).unwrap();
+        assert_eq!(r.reply, ReplyMode::Json);
+        assert!(r.sends_text());
+        assert!(run(&["--reply", "json", "--text"]).unwrap().sends_text());
+        assert!(run(&["--reply", "json", "--binary"])
+            .unwrap_err()
+            .contains("--binary"));
+        assert!(run(&["--reply", "xml"]).is_err());
     }
 
     #[test]

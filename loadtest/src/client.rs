@@ -1,16 +1,18 @@
 //! One client connection: a state machine from TCP connect through the
-//! handshake, verified echo traffic and the closing handshake.
+//! handshake, verified traffic and the closing handshake.
 //!
 //! Invariants: the read and write buffers are allocated once, with the
 //! connection (the write buffer holds the largest frame), so the hot path
-//! never allocates. Every frame we send is masked with a fresh key. Every echo is
-//! checked (opcode, length, content, sequence) before it counts; a problem is
+//! never allocates. Every frame we send is masked with a fresh key. Every
+//! reply is checked (opcode, length, content, sequence; an echo against the
+//! payload, a JSON reply with `reply::JsonCheck`) before it counts; a problem is
 //! counted once, in `Stats::errors`, and only faults that leave the byte
 //! stream unusable end the connection. The socket is edge-triggered, so
 //! reads go on until one comes back short (the queue is then empty) and
 //! writes until everything is written or one would block. Echo payloads are
 //! checked piece by piece as they arrive, fragmented or not, so a read
-//! buffer never has to hold a whole message.
+//! buffer never has to hold a whole message. Either way a message has
+//! exactly one reply, matched to it by the sequence number it carries.
 
 use std::io::{ErrorKind, Read, Write};
 
@@ -20,6 +22,7 @@ use zerows::mask;
 
 use crate::handshake::{self, Key};
 use crate::payload;
+use crate::reply::{JsonCheck, ReplyMode};
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::target::Target;
@@ -34,6 +37,8 @@ pub struct Plan {
     pub opcode: u8,
     /// Messages in flight per connection.
     pub window: usize,
+    /// What the server answers (json: `opcode` is TEXT).
+    pub reply: ReplyMode,
 }
 
 impl Plan {
@@ -46,12 +51,24 @@ impl Plan {
         self.sizes.iter().copied().max().unwrap_or(0) + MAX_HEADER
     }
 
-    /// Payloads are checked as they arrive, so reads need not hold a whole
+    /// The largest reply frame (for JSON, with every payload byte escaped).
+    fn max_reply_frame(&self) -> usize {
+        let size = self.sizes.iter().copied().max().unwrap_or(0);
+        match self.reply {
+            ReplyMode::Echo => size,
+            ReplyMode::Json => crate::reply::json_len(size, size),
+        }
+        .saturating_add(MAX_HEADER)
+    }
+
+    /// Replies are checked as they arrive, so reads need not hold a whole
     /// frame: a window's worth when that is small, else 64 KiB, so pipelined
-    /// echoes come in with few reads. At least room for a control frame and
+    /// replies come in with few reads. At least room for a control frame and
     /// the handshake response.
     pub fn read_capacity(&self) -> usize {
-        (self.window * self.max_frame()).clamp(1024, 64 << 10)
+        self.window
+            .saturating_mul(self.max_reply_frame())
+            .clamp(1024, 64 << 10)
     }
 
     /// Frames are built whole: room for the largest, and for a window of
@@ -108,6 +125,8 @@ pub struct Client {
     msg_head: [u8; payload::HEADER],
     msg_seq: Option<u64>,
     msg_bad: bool,
+    /// The check of the current reply in JSON mode.
+    json: JsonCheck,
 }
 
 impl Client {
@@ -149,6 +168,7 @@ impl Client {
             msg_head: [0; payload::HEADER],
             msg_seq: None,
             msg_bad: false,
+            json: JsonCheck::default(),
         }
     }
 
@@ -345,6 +365,7 @@ impl Client {
                 self.msg_wire = 0;
                 self.msg_seq = None;
                 self.msg_bad = false;
+                self.json.start();
             }
             self.msg_wire += h.header_len as u64 + h.len;
             self.rstart += h.header_len;
@@ -392,9 +413,15 @@ impl Client {
         }
     }
 
-    /// Check the next piece of the current message's payload.
+    /// Check the next piece of the current reply.
     #[inline]
     fn feed(&mut self, plan: &Plan, piece: std::ops::Range<usize>) {
+        if plan.reply == ReplyMode::Json {
+            self.msg_len += piece.len() as u64;
+            self.json
+                .feed(&self.rbuf[piece], self.id, |seq| plan.size(seq));
+            return;
+        }
         let mut bytes = &self.rbuf[piece];
         let head = self.msg_len as usize;
         if head == 0 && bytes.len() >= payload::HEADER {
@@ -431,22 +458,35 @@ impl Client {
         }
     }
 
-    /// The current message is complete: classify it.
+    /// The current reply is complete: classify it.
     fn end_message(&mut self, plan: &Plan, now: u64, stats: &mut Stats) {
         self.msg_active = false;
         let (id, len) = (self.id, self.msg_len);
-        let Some(seq) = self.msg_seq else {
+        let (seq, json_fault) = match plan.reply {
+            ReplyMode::Echo => (self.msg_seq, None),
+            ReplyMode::Json => {
+                let v = self.json.finish();
+                (v.seq, v.fault)
+            }
+        };
+        let Some(seq) = seq else {
             // Too short to carry a header, or an unreadable header.
             stats.errors.corrupted += 1;
-            stats.note(|| {
-                format!("connection {id}: echo of {len} bytes without a readable payload header")
+            stats.note(|| match json_fault {
+                None => format!(
+                    "connection {id}: echo of {len} bytes without a readable payload header"
+                ),
+                Some(f) => format!(
+                    "connection {id}: reply of {len} bytes is not the expected JSON ({f}), so it answers no known message"
+                ),
             });
             return;
         };
         let Some(ans) = self.window.answer(seq) else {
             stats.errors.unexpected += 1;
-            stats
-                .note(|| format!("connection {id}: echo of message {seq}, which is not in flight"));
+            stats.note(|| {
+                format!("connection {id}: reply to message {seq}, which is not in flight")
+            });
             return;
         };
         if ans.reordered {
@@ -454,12 +494,19 @@ impl Client {
             stats.note(|| format!("connection {id}: message {seq} came back after a later one"));
         }
         let size = plan.size(seq);
-        if self.msg_bad || self.msg_len != size as u64 {
+        let altered = match plan.reply {
+            ReplyMode::Echo => self.msg_bad || self.msg_len != size as u64,
+            ReplyMode::Json => json_fault.is_some(),
+        };
+        if altered {
             stats.errors.corrupted += 1;
-            stats.note(|| {
-                format!(
+            stats.note(|| match json_fault {
+                None => format!(
                     "connection {id}: message {seq} ({size} bytes) came back altered ({len} bytes)"
-                )
+                ),
+                Some(f) => format!(
+                    "connection {id}: the reply to message {seq} ({size} bytes) is not the expected JSON ({len} bytes; {f})"
+                ),
             });
         } else if self.msg_opcode != plan.opcode {
             stats.errors.wrong_opcode += 1;

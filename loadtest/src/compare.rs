@@ -1,11 +1,14 @@
-//! Comparing echo servers: the same matrix of runs against each, interleaved.
+//! Comparing servers: the same matrix of runs against each, interleaved.
 //!
 //! Invariants: servers run one at a time, each freshly started for each run
 //! (so peak RSS belongs to that run) on a loopback port, pinned to CPU 0 with
 //! the generator on CPU 1 when `taskset` exists; runs are interleaved
 //! (A B C A B C …) so slow drift on a noisy machine spreads over all servers;
 //! every child process is waited for with a deadline and killed if late.
-//! Results are reported as medians with min–max and the ratio to zerows.
+//! Every server in the table has a distinct label. With `--reply json` each
+//! server is its JSON variant (or skipped when it has none) and every reply is
+//! verified as that JSON. Results are reported as medians with min–max and
+//! the ratio to the first server of the table.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,10 +19,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::Mode;
+use crate::reply::ReplyMode;
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Servers to compare, in order.
+    /// Servers to compare, in order; ratios are to the first one that runs.
+    /// Besides the built-in names, `NAME=PATH` runs the binary at PATH the
+    /// way zerows is run (`PATH --listen ADDR`; with --reply json, `PATH
+    /// ADDR` like the json_reply example), labelled NAME.
     #[arg(
         long,
         value_delimiter = ',',
@@ -29,12 +36,20 @@ pub struct CompareArgs {
     /// The zerows server binary.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/zerows"))]
     pub zerows: PathBuf,
-    /// Connection counts of the matrix.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
-    pub connections: Vec<u32>,
-    /// Payload sizes of the matrix.
-    #[arg(long, value_delimiter = ',', default_value = "32,1024,16384")]
-    pub sizes: Vec<usize>,
+    /// The zerows JSON server (`cargo build --release --examples`), run for
+    /// `zerows` with --reply json; it takes the address as its argument.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/examples/json_reply"))]
+    pub zerows_json: PathBuf,
+    /// What the servers answer: echo, or a JSON object for each text
+    /// message (see `run --reply`). Passed on to every generator run.
+    #[arg(long, value_enum, default_value = "echo")]
+    pub reply: ReplyMode,
+    /// Connection counts of the matrix [default: 100,1000; --quick: 100].
+    #[arg(long, value_delimiter = ',')]
+    pub connections: Option<Vec<u32>>,
+    /// Payload sizes of the matrix [default: 32,1024,16384; --quick: 32,1024].
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
     /// Modes of the matrix.
     #[arg(
         long,
@@ -46,14 +61,17 @@ pub struct CompareArgs {
     /// Messages in flight per connection when pipelined.
     #[arg(long, default_value_t = 16)]
     pub inflight: u32,
-    #[arg(long, default_value_t = 3)]
-    pub repetitions: u32,
-    /// Seconds of sending per run (after the warm-up).
-    #[arg(long, default_value_t = 3.0)]
-    pub duration: f64,
-    #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
-    /// Small matrix: 1 repetition, 1 s runs, 100 connections, 32 B and 1 KiB.
+    /// Runs per cell and server [default: 3; --quick: 1].
+    #[arg(long)]
+    pub repetitions: Option<u32>,
+    /// Seconds of sending per run, after the warm-up [default: 3; --quick: 1].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds of warm-up per run [default: 1; --quick: 0.25].
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Small matrix: 1 repetition, 1 s runs, 100 connections, 32 B and 1 KiB
+    /// (options given explicitly still apply).
     #[arg(long)]
     pub quick: bool,
     /// Do not pin server and generator to separate CPUs.
@@ -70,6 +88,8 @@ pub struct CompareArgs {
 #[derive(Debug)]
 pub enum CompareError {
     UnknownServer(String),
+    BadEntry(String),
+    Duplicate(String),
     Missing(String, PathBuf),
     NoServers,
     Io(&'static str, std::io::Error),
@@ -80,8 +100,13 @@ impl std::fmt::Display for CompareError {
         match self {
             CompareError::UnknownServer(s) => write!(
                 f,
-                "unknown server {s:?} (zerows, tokio-tungstenite, tokio-tungstenite-current, tungstenite-threads, fastwebsockets)"
+                "unknown server {s:?} (zerows, tokio-tungstenite, tokio-tungstenite-current, tungstenite-threads, fastwebsockets, or NAME=PATH)"
             ),
+            CompareError::BadEntry(s) => write!(
+                f,
+                "--servers entry {s:?}: NAME=PATH needs a NAME of letters, digits, '.', '_' or '-' and a PATH"
+            ),
+            CompareError::Duplicate(s) => write!(f, "server {s:?} is listed twice"),
             CompareError::Missing(s, p) => write!(f, "{s}: {} not found (build it first)", p.display()),
             CompareError::NoServers => write!(f, "no server to run"),
             CompareError::Io(what, e) => write!(f, "{what}: {e}"),
@@ -91,46 +116,141 @@ impl std::fmt::Display for CompareError {
 
 impl std::error::Error for CompareError {}
 
+/// How a server is told its listening address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    /// `PROGRAM --listen ADDR EXTRA…` (zerows and the peers).
+    Flag,
+    /// `PROGRAM ADDR EXTRA…` (the zerows examples).
+    Positional,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 struct Server {
+    /// Its label in the table.
     name: String,
     program: PathBuf,
+    listen: Listen,
     extra: Vec<&'static str>,
 }
 
-fn servers(args: &CompareArgs) -> Result<Vec<Server>, CompareError> {
-    let me = std::env::current_exe().map_err(|e| CompareError::Io("current_exe", e))?;
-    let dir = me.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut out = Vec::new();
-    for name in &args.servers {
-        let (program, extra) = match name.as_str() {
-            "zerows" => (args.zerows.clone(), vec![]),
-            "tokio-tungstenite" => (
-                dir.join("peer-tokio-tungstenite"),
-                vec!["--runtime", "multi"],
-            ),
-            "tokio-tungstenite-current" => (
-                dir.join("peer-tokio-tungstenite"),
-                vec!["--runtime", "current"],
-            ),
-            "tungstenite-threads" => (dir.join("peer-tungstenite-threads"), vec![]),
-            "fastwebsockets" => (dir.join("peer-fastwebsockets"), vec![]),
-            other => return Err(CompareError::UnknownServer(other.into())),
+/// What one `--servers` entry stands for, given the reply mode; `None` when
+/// it has no server for that mode. `peers` is the directory of the peer
+/// binaries.
+fn resolve(entry: &str, args: &CompareArgs, peers: &Path) -> Result<Option<Server>, CompareError> {
+    let json = args.reply == ReplyMode::Json;
+    let server = |name: &str, program: PathBuf, listen, extra| Server {
+        name: name.to_string(),
+        program,
+        listen,
+        extra,
+    };
+    // The zerows way: its echo server, or the json_reply example.
+    let zerows_like = |name: &str, echo: PathBuf, json_reply: PathBuf| match json {
+        false => server(name, echo, Listen::Flag, vec![]),
+        true => server(name, json_reply, Listen::Positional, vec![]),
+    };
+    let service = if json { "json" } else { "echo" };
+    let tokio = |name: &str, runtime| {
+        server(
+            name,
+            peers.join("peer-tokio-tungstenite"),
+            Listen::Flag,
+            vec!["--runtime", runtime, "--service", service],
+        )
+    };
+    if let Some((name, path)) = entry.split_once('=') {
+        let label_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !label_ok || path.is_empty() {
+            return Err(CompareError::BadEntry(entry.into()));
+        }
+        return Ok(Some(zerows_like(name, path.into(), path.into())));
+    }
+    Ok(Some(match entry {
+        "zerows" => zerows_like(entry, args.zerows.clone(), args.zerows_json.clone()),
+        "tokio-tungstenite" => tokio(entry, "multi"),
+        "tokio-tungstenite-current" => tokio(entry, "current"),
+        "tungstenite-threads" | "fastwebsockets" if json => return Ok(None),
+        "tungstenite-threads" => server(
+            entry,
+            peers.join("peer-tungstenite-threads"),
+            Listen::Flag,
+            vec![],
+        ),
+        "fastwebsockets" => server(
+            entry,
+            peers.join("peer-fastwebsockets"),
+            Listen::Flag,
+            vec![],
+        ),
+        other => return Err(CompareError::UnknownServer(other.into())),
+    }))
+}
+
+/// The servers to run, in order: resolved, deduplicated by label, and those
+/// without a binary (or without a JSON variant) skipped with a message.
+fn servers(args: &CompareArgs, peers: &Path) -> Result<Vec<Server>, CompareError> {
+    let mut out: Vec<Server> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for entry in &args.servers {
+        let Some(s) = resolve(entry, args, peers)? else {
+            eprintln!("skipping {entry}: it has no JSON reply variant (--reply json)");
+            continue;
         };
-        if !program.exists() {
+        if labels.contains(&s.name) {
+            return Err(CompareError::Duplicate(s.name));
+        }
+        labels.push(s.name.clone());
+        if !s.program.exists() {
             // A missing zerows build should not stop the peers' comparison.
-            eprintln!("skipping {}", CompareError::Missing(name.clone(), program));
+            eprintln!("skipping {}", CompareError::Missing(s.name, s.program));
             continue;
         }
-        out.push(Server {
-            name: name.clone(),
-            program,
-            extra,
-        });
+        out.push(s);
     }
     if out.is_empty() {
         return Err(CompareError::NoServers);
     }
     Ok(out)
+}
+
+/// The matrix and timings: what was given, else the defaults of `--quick`
+/// or of a full comparison.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    connections: Vec<u32>,
+    sizes: Vec<usize>,
+    repetitions: u32,
+    duration: f64,
+    warmup: f64,
+}
+
+impl Settings {
+    fn of(a: &CompareArgs) -> Self {
+        let q = a.quick;
+        Settings {
+            connections: a.connections.clone().unwrap_or_else(|| {
+                if q {
+                    vec![100]
+                } else {
+                    vec![100, 1000]
+                }
+            }),
+            sizes: a.sizes.clone().unwrap_or_else(|| {
+                if q {
+                    vec![32, 1024]
+                } else {
+                    vec![32, 1024, 16384]
+                }
+            }),
+            repetitions: a.repetitions.unwrap_or(if q { 1 } else { 3 }),
+            duration: a.duration.unwrap_or(if q { 1.0 } else { 3.0 }),
+            warmup: a.warmup.unwrap_or(if q { 0.25 } else { 1.0 }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -223,7 +343,15 @@ fn wait_listening(port: u16, child: &mut Child) -> bool {
     false
 }
 
-fn one_run(args: &CompareArgs, s: &Server, cell: Cell, rep: u32, pin: bool, tmp: &Path) -> Sample {
+fn one_run(
+    args: &CompareArgs,
+    set: &Settings,
+    s: &Server,
+    cell: Cell,
+    rep: u32,
+    pin: bool,
+    tmp: &Path,
+) -> Sample {
     let mut sample = Sample {
         server: s.name.clone(),
         cell,
@@ -247,9 +375,12 @@ fn one_run(args: &CompareArgs, s: &Server, cell: Cell, rep: u32, pin: bool, tmp:
         }
     };
     let listen = format!("127.0.0.1:{port}");
-    let mut server = match command(pin.then_some("0"), &s.program)
-        .arg("--listen")
-        .arg(&listen)
+    let mut server = command(pin.then_some("0"), &s.program);
+    match s.listen {
+        Listen::Flag => server.arg("--listen").arg(&listen),
+        Listen::Positional => server.arg(&listen),
+    };
+    let mut server = match server
         .args(&s.extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -288,8 +419,9 @@ fn one_run(args: &CompareArgs, s: &Server, cell: Cell, rep: u32, pin: bool, tmp:
             &cell.size.to_string(),
         ])
         .args(["--mode", mode, "--inflight", &args.inflight.to_string()])
-        .args(["--duration", &(args.warmup + args.duration).to_string()])
-        .args(["--warmup", &args.warmup.to_string(), "--drain", "2"])
+        .args(["--reply", reply_name(args.reply)])
+        .args(["--duration", &(set.warmup + set.duration).to_string()])
+        .args(["--warmup", &set.warmup.to_string(), "--drain", "2"])
         .args(["--server-pid", &server.id().to_string()])
         .arg("--json")
         .arg(&json)
@@ -304,7 +436,7 @@ fn one_run(args: &CompareArgs, s: &Server, cell: Cell, rep: u32, pin: bool, tmp:
             return sample;
         }
     };
-    let limit = Duration::from_secs_f64(args.warmup + args.duration + 60.0);
+    let limit = Duration::from_secs_f64(set.warmup + set.duration + 60.0);
     let status = wait_bounded(&mut generator, Instant::now() + limit);
     stop(server);
     if status.is_none() {
@@ -340,6 +472,13 @@ fn one_run(args: &CompareArgs, s: &Server, cell: Cell, rep: u32, pin: bool, tmp:
         sample.note = format!("{} errors, first: {first}", sample.errors);
     }
     sample
+}
+
+fn reply_name(r: ReplyMode) -> &'static str {
+    match r {
+        ReplyMode::Echo => "echo",
+        ReplyMode::Json => "json",
+    }
 }
 
 /// The 1-minute load average, to show how busy the shared machine was.
@@ -383,10 +522,12 @@ fn saturated(server: f64, generator: f64) -> &'static str {
     }
 }
 
+/// The markdown table; `names` in table order, ratios are to `names[0]`.
 fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> String {
     let mut o = String::new();
+    let first = names.first().map(String::as_str).unwrap_or("");
     o.push_str(header);
-    o.push_str("\n| conns | size | mode | server | msg/s median (min–max) | vs zerows | p50 µs | p99 µs | server µs CPU/msg | peak RSS MiB | server CPU % | gen CPU % | saturated | errors |\n");
+    o.push_str(&format!("\n| conns | size | mode | server | msg/s median (min–max) | vs {first} | p50 µs | p99 µs | server µs CPU/msg | peak RSS MiB | server CPU % | gen CPU % | saturated | errors |\n"));
     o.push_str("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
     for c in cells {
         let of = |name: &str| -> Vec<&Sample> {
@@ -396,7 +537,7 @@ fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> 
                 .collect()
         };
         let base = {
-            let mut v: Vec<f64> = of("zerows")
+            let mut v: Vec<f64> = of(first)
                 .iter()
                 .filter(|s| s.ok)
                 .map(|s| s.messages_per_sec)
@@ -472,21 +613,16 @@ fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> 
 }
 
 /// Run the comparison; returns whether every run was free of errors.
-pub fn compare(mut args: CompareArgs) -> Result<bool, CompareError> {
-    if args.quick {
-        args.repetitions = 1;
-        args.duration = 1.0;
-        args.warmup = 0.25;
-        args.connections = vec![100];
-        args.sizes = vec![32, 1024];
-    }
-    let list = servers(&args)?;
+pub fn compare(args: CompareArgs) -> Result<bool, CompareError> {
+    let set = Settings::of(&args);
+    let me = std::env::current_exe().map_err(|e| CompareError::Io("current_exe", e))?;
+    let list = servers(&args, me.parent().unwrap_or(Path::new(".")))?;
     let pin = !args.no_pin && have_taskset();
     let tmp = std::env::temp_dir().join(format!("zerows-compare-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| CompareError::Io("temp dir", e))?;
     let mut cells = Vec::new();
-    for &connections in &args.connections {
-        for &size in &args.sizes {
+    for &connections in &set.connections {
+        for &size in &set.sizes {
             for &mode in &args.modes {
                 cells.push(Cell {
                     connections,
@@ -497,12 +633,12 @@ pub fn compare(mut args: CompareArgs) -> Result<bool, CompareError> {
         }
     }
     let load_before = loadavg();
-    let total = cells.len() * list.len() * args.repetitions as usize;
+    let total = cells.len() * list.len() * set.repetitions as usize;
     let mut samples = Vec::with_capacity(total);
-    for rep in 0..args.repetitions {
+    for rep in 0..set.repetitions {
         for &cell in &cells {
             for s in &list {
-                let r = one_run(&args, s, cell, rep, pin, &tmp);
+                let r = one_run(&args, &set, s, cell, rep, pin, &tmp);
                 eprintln!(
                     "[{}/{total}] {} {} conns {} B {:?}: {} msg/s{}",
                     samples.len() + 1,
@@ -523,16 +659,21 @@ pub fn compare(mut args: CompareArgs) -> Result<bool, CompareError> {
     }
     std::fs::remove_dir_all(&tmp).ok();
     let names: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
+    let what = match args.reply {
+        ReplyMode::Echo => "Echo servers",
+        ReplyMode::Json => "JSON reply servers (each text message p answered with {\"name\":p,\"age\":18,\"description\":p+\"很厉害!!!!\"}, verified byte for byte)",
+    };
     let header = format!(
-        "Echo servers on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing.\n",
-        args.repetitions,
-        args.duration,
-        args.warmup,
+        "{what} on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing. Ratios are to {}.\n",
+        set.repetitions,
+        set.duration,
+        set.warmup,
         if pin { "pinned to CPU 0" } else { "unpinned" },
         if pin { " pinned to CPU 1" } else { "" },
         args.inflight,
         load_before,
-        loadavg()
+        loadavg(),
+        names[0]
     );
     let md = table(&samples, &cells, &names, &header);
     println!("{md}");
@@ -550,6 +691,122 @@ pub fn compare(mut args: CompareArgs) -> Result<bool, CompareError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(extra: &[&str]) -> CompareArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            c: CompareArgs,
+        }
+        let mut argv = vec!["compare"];
+        argv.extend_from_slice(extra);
+        Wrap::try_parse_from(argv).unwrap().c
+    }
+
+    fn resolved(extra: &[&str], entry: &str) -> Option<Server> {
+        resolve(entry, &args(extra), Path::new("/p")).unwrap()
+    }
+
+    #[test]
+    fn echo_servers() {
+        let z = resolved(&[], "zerows").unwrap();
+        assert_eq!((z.listen, z.extra.len()), (Listen::Flag, 0));
+        assert!(z.program.ends_with("target/release/zerows"));
+        let t = resolved(&[], "tokio-tungstenite-current").unwrap();
+        assert_eq!(t.program, Path::new("/p/peer-tokio-tungstenite"));
+        assert_eq!(t.extra, ["--runtime", "current", "--service", "echo"]);
+        let f = resolved(&[], "fastwebsockets").unwrap();
+        assert_eq!(f.program, Path::new("/p/peer-fastwebsockets"));
+        let ab = resolved(&[], "base=/b/zerows").unwrap();
+        assert_eq!(ab.name, "base");
+        assert_eq!(ab.program, Path::new("/b/zerows"));
+        assert_eq!((ab.listen, ab.extra.len()), (Listen::Flag, 0));
+    }
+
+    #[test]
+    fn json_servers() {
+        let j = ["--reply", "json", "--zerows-json", "/x/json_reply"];
+        let z = resolved(&j, "zerows").unwrap();
+        assert_eq!(z.program, Path::new("/x/json_reply"));
+        assert_eq!(z.listen, Listen::Positional);
+        let t = resolved(&j, "tokio-tungstenite").unwrap();
+        assert_eq!(t.extra, ["--runtime", "multi", "--service", "json"]);
+        assert_eq!(resolved(&j, "tungstenite-threads"), None);
+        assert_eq!(resolved(&j, "fastwebsockets"), None);
+        let ab = resolved(&j, "new=/n/json_reply").unwrap();
+        assert_eq!(ab.listen, Listen::Positional);
+        assert_eq!(ab.program, Path::new("/n/json_reply"));
+    }
+
+    #[test]
+    fn bad_entries() {
+        let a = args(&[]);
+        let p = Path::new("/p");
+        for bad in ["=x", "a=", "a b=x", "a/b=x"] {
+            assert!(
+                matches!(resolve(bad, &a, p), Err(CompareError::BadEntry(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            resolve("nginx", &a, p),
+            Err(CompareError::UnknownServer(_))
+        ));
+        let twice = args(&["--servers", "zerows,zerows=/bin/true"]);
+        assert!(matches!(
+            servers(&twice, p),
+            Err(CompareError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn quick_keeps_explicit_options() {
+        let q = Settings::of(&args(&["--quick"]));
+        assert_eq!(q.connections, [100]);
+        assert_eq!(q.sizes, [32, 1024]);
+        assert_eq!((q.repetitions, q.duration, q.warmup), (1, 1.0, 0.25));
+        let q = Settings::of(&args(&["--quick", "--sizes", "32", "--duration", "2"]));
+        assert_eq!(q.sizes, [32]);
+        assert_eq!(q.duration, 2.0);
+        let full = Settings::of(&args(&[]));
+        assert_eq!(full.connections, [100, 1000]);
+        assert_eq!(full.sizes, [32, 1024, 16384]);
+        assert_eq!(
+            (full.repetitions, full.duration, full.warmup),
+            (3, 3.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn ratios_are_to_the_first_server() {
+        let cell = Cell {
+            connections: 1,
+            size: 32,
+            mode: Mode::Pingpong,
+        };
+        let sample = |server: &str, rate: f64| Sample {
+            server: server.into(),
+            cell,
+            repetition: 0,
+            ok: true,
+            messages_per_sec: rate,
+            p50_us: 0.0,
+            p99_us: 0.0,
+            server_cpu_percent: 0.0,
+            generator_cpu_percent: 0.0,
+            server_cpu_us_per_message: 0.0,
+            server_peak_rss_bytes: 0,
+            errors: 0,
+            note: String::new(),
+        };
+        let samples = [sample("base", 100.0), sample("zerows", 150.0)];
+        let names = ["base".to_string(), "zerows".to_string()];
+        let t = table(&samples, &[cell], &names, "");
+        assert!(t.contains("| vs base |"), "{t}");
+        assert!(t.contains("| base | **100** (100–100) | 1.00× |"), "{t}");
+        assert!(t.contains("| zerows | **150** (150–150) | 1.50× |"), "{t}");
+    }
 
     #[test]
     fn medians_and_saturation() {

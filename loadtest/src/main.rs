@@ -1,5 +1,5 @@
-//! zerows-loadtest: a verifying load generator for WebSocket echo servers,
-//! and a harness comparing zerows with reference servers.
+//! zerows-loadtest: a verifying load generator for WebSocket echo (and JSON
+//! reply) servers, and a harness comparing zerows with reference servers.
 //!
 //! Invariants: only loopback targets are ever contacted (checked when the URL
 //! is parsed); every run ends on its own (all loops are bounded in count and
@@ -14,6 +14,7 @@ mod limits;
 mod payload;
 mod plot;
 mod procfs;
+mod reply;
 mod report;
 mod rng;
 mod run;
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
                 }
                 if s.error_total > 0 || s.messages == 0 {
                     if s.messages == 0 && s.error_total == 0 {
-                        eprintln!("error: no message was echoed in the measured window");
+                        eprintln!("error: no message was answered in the measured window");
                     }
                     return ExitCode::from(1);
                 }

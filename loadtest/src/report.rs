@@ -58,6 +58,8 @@ pub struct Summary {
     pub url: String,
     pub mode: crate::args::Mode,
     pub text: bool,
+    /// What the server was expected to answer.
+    pub reply: crate::reply::ReplyMode,
     pub sizes: Vec<usize>,
     pub inflight: u32,
     pub rate: Option<f64>,
@@ -117,7 +119,8 @@ impl Summary {
         Summary {
             url: format!("ws://{}{}", args.conn.url.host, args.conn.url.path),
             mode: args.mode,
-            text: args.text,
+            text: args.sends_text(),
+            reply: args.reply,
             sizes: args.sizes.clone(),
             inflight: args.window(),
             rate: args.rate,
@@ -160,7 +163,7 @@ impl Summary {
         let _ = writeln!(o, "target          {}", self.url);
         let _ = writeln!(
             o,
-            "traffic         {:?}, {} B{}, {}, window {}",
+            "traffic         {:?}, {} B{}{}, {}, window {}",
             self.mode,
             self.sizes
                 .iter()
@@ -168,6 +171,10 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join("/"),
             if self.text { " text" } else { " binary" },
+            match self.reply {
+                crate::reply::ReplyMode::Echo => "",
+                crate::reply::ReplyMode::Json => ", JSON replies",
+            },
             match self.rate {
                 Some(r) => format!("{r:.0} msg/s"),
                 None => "unpaced".into(),
@@ -185,7 +192,7 @@ impl Summary {
         );
         let _ = writeln!(
             o,
-            "messages        {} in {:.2} s = {:.0} msg/s ({} sent, {} echoed in all)",
+            "messages        {} in {:.2} s = {:.0} msg/s ({} sent, {} answered in all)",
             self.messages, self.measured_seconds, self.messages_per_sec, self.sent, self.received
         );
         let _ = writeln!(

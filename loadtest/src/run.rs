@@ -202,12 +202,13 @@ pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
     let plan = Plan {
         target: args.conn.url.clone(),
         sizes: args.sizes.clone(),
-        opcode: if args.text {
+        opcode: if args.sends_text() {
             opcode::TEXT
         } else {
             opcode::BINARY
         },
         window: args.window() as usize,
+        reply: args.reply,
     };
     let duration = args.duration();
     let timeline_secs = (duration + args.drain).ceil() as usize + 2;
@@ -278,6 +279,7 @@ pub fn idle(args: &IdleArgs) -> Result<IdleSummary, RunError> {
         sizes: vec![crate::payload::MIN_SIZE],
         opcode: opcode::BINARY,
         window: 1,
+        reply: crate::reply::ReplyMode::Echo,
     };
     let rss_before = args.pid.and_then(|p| procfs::status_bytes(p, "VmRSS"));
     let conns = f64::from(args.conn.connections);

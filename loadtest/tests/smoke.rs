@@ -1,5 +1,5 @@
 //! End-to-end checks of the generator against real and deliberately faulty
-//! echo servers on loopback.
+//! echo (and JSON reply) servers on loopback.
 //!
 //! Invariants: every server started here listens on 127.0.0.1 only and is
 //! stopped before its test returns; every generator run is short and bounded
@@ -43,9 +43,14 @@ fn wait_listening(port: u16) {
 }
 
 fn start_server(program: &str, extra: &[&str]) -> (Killed, u16) {
+    start_server_with(program, &["--listen"], extra)
+}
+
+/// Start `program BEFORE… 127.0.0.1:PORT EXTRA…` on a free port.
+fn start_server_with(program: &str, before: &[&str], extra: &[&str]) -> (Killed, u16) {
     let port = free_port();
     let child = Command::new(program)
-        .arg("--listen")
+        .args(before)
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)
         .stdout(Stdio::null())
@@ -152,6 +157,120 @@ fn zerows_server_if_built() {
             "8",
             "--duration",
             "2",
+            "--size",
+            "32",
+            "--size",
+            "3000",
+        ],
+    );
+    assert_clean(code, &v);
+}
+
+/// JSON replies from the tokio-tungstenite peer: payloads of 3000 bytes
+/// hold dozens of backslashes, so escaping is exercised, and the pipelined
+/// run gets replies cut across reads.
+#[test]
+fn json_replies_from_tokio_tungstenite() {
+    let (_server, port) = start_server(
+        env!("CARGO_BIN_EXE_peer-tokio-tungstenite"),
+        &["--runtime", "current", "--service", "json"],
+    );
+    let (code, v) = generate(
+        port,
+        &[
+            "--reply",
+            "json",
+            "-c",
+            "8",
+            "--duration",
+            "1",
+            "--size",
+            "32",
+            "--size",
+            "3000",
+        ],
+    );
+    assert_clean(code, &v);
+    assert_eq!(v["reply"], "json");
+    assert_eq!(v["text"], true);
+    assert_eq!(v["closed_clean"], 8);
+    let (code, v) = generate(
+        port,
+        &[
+            "--reply",
+            "json",
+            "-c",
+            "2",
+            "--duration",
+            "0.5",
+            "--mode",
+            "pipelined",
+            "--inflight",
+            "8",
+            "--size",
+            "20000",
+        ],
+    );
+    assert_clean(code, &v);
+}
+
+/// An echo is not the JSON reply: in json mode every one of them must be
+/// caught, and the run must fail.
+#[test]
+fn json_mode_rejects_echoes() {
+    let (_server, port) = start_server(
+        env!("CARGO_BIN_EXE_peer-tokio-tungstenite"),
+        &["--runtime", "current"],
+    );
+    let (code, v) = generate(
+        port,
+        &[
+            "--reply",
+            "json",
+            "-c",
+            "2",
+            "--mode",
+            "pipelined",
+            "--inflight",
+            "4",
+            "--duration",
+            "1",
+            "--drain",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1);
+    let e = &v["errors"];
+    // 4 in flight on each of 2 connections, each answered wrongly; as a
+    // wrong reply names no message, the window then stays full.
+    assert_eq!(v["sent"], 8, "{v}");
+    assert_eq!(e["corrupted"], 8, "{e}");
+    assert_eq!(e["unanswered"], 8, "{e}");
+    assert_eq!(v["received"], 0);
+    assert_eq!(v["messages"], 0);
+    let first = v["first_error"].as_str().unwrap();
+    assert!(first.contains("not the expected JSON"), "{first}");
+}
+
+/// Optional: the zerows JSON example, when `ZEROWS_JSON_BIN` names it
+/// (`target/release/examples/json_reply`; it takes the address as its
+/// argument).
+#[test]
+fn zerows_json_reply_if_built() {
+    let Ok(bin) = std::env::var("ZEROWS_JSON_BIN") else {
+        eprintln!("ZEROWS_JSON_BIN not set; skipping the zerows JSON smoke run");
+        return;
+    };
+    let (_server, port) = start_server_with(&bin, &[], &[]);
+    let (code, v) = generate(
+        port,
+        &[
+            "--reply",
+            "json",
+            "-c",
+            "8",
+            "--duration",
+            "1",
             "--size",
             "32",
             "--size",
@@ -390,27 +509,18 @@ fn refuses_non_loopback_targets() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
 
-/// The comparison harness end to end, on the smallest possible matrix.
-#[test]
-fn compare_runs_a_tiny_matrix() {
-    let dir = std::env::temp_dir().join(format!("zerows-lt-compare-{}", std::process::id()));
+/// Run `compare` with `args`; returns (success, markdown table).
+fn compare(args: &[&str]) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "zerows-lt-compare-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let md = dir.join("table.md");
     let mut child = Command::new(GENERATOR)
-        .args([
-            "compare",
-            "--servers",
-            "tungstenite-threads,tokio-tungstenite-current",
-        ])
-        .args([
-            "--connections",
-            "4",
-            "--sizes",
-            "32",
-            "--modes",
-            "pingpong,pipelined",
-        ])
-        .args(["--repetitions", "1", "--duration", "0.5", "--warmup", "0.1"])
+        .arg("compare")
+        .args(args)
         .arg("--markdown")
         .arg(&md)
         .stdout(Stdio::null())
@@ -425,10 +535,80 @@ fn compare_runs_a_tiny_matrix() {
         assert!(Instant::now() < deadline, "compare did not finish");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let table = std::fs::read_to_string(&md).unwrap();
+    let table = std::fs::read_to_string(&md).unwrap_or_default();
     std::fs::remove_dir_all(&dir).ok();
-    assert!(status.success(), "{table}");
+    (status.success(), table)
+}
+
+/// The comparison harness end to end, on the smallest possible matrix.
+#[test]
+fn compare_runs_a_tiny_matrix() {
+    let (ok, table) = compare(&[
+        "--servers",
+        "tungstenite-threads,tokio-tungstenite-current",
+        "--connections",
+        "4",
+        "--sizes",
+        "32",
+        "--modes",
+        "pingpong,pipelined",
+        "--repetitions",
+        "1",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.1",
+    ]);
+    assert!(ok, "{table}");
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 4 |")).collect();
     assert_eq!(rows.len(), 4, "{table}");
     assert!(rows.iter().all(|r| r.ends_with("| 0 |")), "{table}");
+}
+
+/// `--reply json` runs the JSON variants and skips servers without one; a
+/// `NAME=PATH` entry runs that binary under its own label, and ratios are to
+/// the first server.
+#[test]
+fn compare_json_and_named_servers() {
+    let tiny = [
+        "--connections",
+        "2",
+        "--sizes",
+        "32",
+        "--modes",
+        "pingpong",
+        "--quick",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+    ];
+    let mut json = vec![
+        "--reply",
+        "json",
+        "--servers",
+        "tokio-tungstenite-current,tungstenite-threads",
+    ];
+    json.extend(tiny);
+    let (ok, table) = compare(&json);
+    assert!(ok, "{table}");
+    assert!(table.starts_with("JSON reply servers"), "{table}");
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 2 |")).collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert!(rows[0].contains("| tokio-tungstenite-current |"), "{table}");
+    assert!(rows[0].ends_with("| 0 |"), "{table}");
+
+    let servers = format!(
+        "tungstenite-threads,copy={}",
+        env!("CARGO_BIN_EXE_peer-tungstenite-threads")
+    );
+    let mut ab = vec!["--servers", servers.as_str()];
+    ab.extend(tiny);
+    let (ok, table) = compare(&ab);
+    assert!(ok, "{table}");
+    assert!(table.contains("| vs tungstenite-threads |"), "{table}");
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 2 |")).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].contains("| tungstenite-threads |") && rows[0].contains("| 1.00× |"));
+    assert!(rows[1].contains("| copy |"), "{table}");
 }

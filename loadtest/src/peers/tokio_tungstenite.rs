@@ -1,7 +1,11 @@
-//! Reference peer: an echo server on tokio-tungstenite.
+//! Reference peer: an echo (or JSON reply) server on tokio-tungstenite.
 //!
-//! Invariants: every text and binary message is sent back unchanged and in
-//! order on the connection it came from; pings are answered and closes are
+//! Invariants: with `--service echo` every text and binary message is sent
+//! back unchanged; with `--service json` every text message `p` is answered
+//! with `{"name":p,"age":18,"description":p+"很厉害!!!!"}`, written the
+//! plain way (a `Serialize` struct of owned strings, `serde_json::to_string`)
+//! and binary messages get no answer. Either way replies go out in order on
+//! the connection the message came from; pings are answered and closes are
 //! echoed by tungstenite itself (it queues the replies and flushes them on the
 //! next write or flush). One task per connection; the runtime flavour is
 //! chosen on the command line so both tokio schedulers can be measured.
@@ -10,6 +14,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tungstenite::Message;
 
@@ -21,22 +26,51 @@ enum Runtime {
     Current,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Service {
+    /// Send every text and binary message back.
+    Echo,
+    /// Answer every text message with a JSON object.
+    Json,
+}
+
 #[derive(Parser)]
-#[command(about = "WebSocket echo server on tokio-tungstenite (comparison peer)")]
+#[command(about = "WebSocket echo or JSON reply server on tokio-tungstenite (comparison peer)")]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:9001")]
     listen: SocketAddr,
     #[arg(long, value_enum, default_value = "multi")]
     runtime: Runtime,
+    #[arg(long, value_enum, default_value = "echo")]
+    service: Service,
 }
 
-async fn echo(stream: TcpStream) -> Result<(), tungstenite::Error> {
-    // Small echoes would otherwise wait for Nagle's algorithm.
+/// The answer to a text message in JSON mode; keys come out in field order.
+#[derive(Serialize)]
+struct Reply {
+    name: String,
+    age: u32,
+    description: String,
+}
+
+async fn serve(stream: TcpStream, service: Service) -> Result<(), tungstenite::Error> {
+    // Small replies would otherwise wait for Nagle's algorithm.
     stream.set_nodelay(true)?;
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     while let Some(msg) = ws.next().await {
         match msg? {
-            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
+            m @ (Message::Text(_) | Message::Binary(_)) if service == Service::Echo => {
+                ws.send(m).await?
+            }
+            Message::Text(name) => {
+                let reply = Reply {
+                    name: name.to_string(),
+                    age: 18,
+                    description: format!("{name}很厉害!!!!"),
+                };
+                let json = serde_json::to_string(&reply).expect("strings and a number serialise");
+                ws.send(Message::text(json)).await?
+            }
             // The close reply is already queued; flushing it ends the session.
             Message::Close(_) => {
                 ws.flush().await.ok();
@@ -50,6 +84,7 @@ async fn echo(stream: TcpStream) -> Result<(), tungstenite::Error> {
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    let service = args.service;
     let rt = match args.runtime {
         Runtime::Multi => tokio::runtime::Builder::new_multi_thread(),
         Runtime::Current => tokio::runtime::Builder::new_current_thread(),
@@ -73,7 +108,7 @@ fn main() -> std::io::Result<()> {
                 }
             };
             tokio::spawn(async move {
-                if let Err(e) = echo(stream).await {
+                if let Err(e) = serve(stream, service).await {
                     log_unexpected(&e);
                 }
             });
