@@ -69,7 +69,7 @@ pub use proto::{conn, context, error, events, frame, handshake, mask, output, ut
 pub use builder::{Builder, Running};
 pub use conn::{Millis, Settings};
 pub use conn_id::ConnId;
-pub use context::{Context, SendStatus};
+pub use context::{Context, SendStatus, MAX_PARTS};
 pub use error::{close_code, HandshakeError};
 pub use handshake::{HandshakeConfig, ANY_PATH};
 pub use server::{Config, Server, Stopper};

@@ -76,7 +76,7 @@ pub enum SendStatus {
     /// Not sent: the connection is closing.
     Closed,
     /// Not sent: a whole message while this callback's own stream is open,
-    /// a piece with no stream begun, a text piece that is not UTF-8 on its
+    /// more than [`MAX_PARTS`] parts, a piece with no stream begun, a text piece that is not UTF-8 on its
     /// own, a ping over 125 bytes, or a close code or reason that may not be
     /// sent.
     Refused,
@@ -201,8 +201,8 @@ impl<'a> Context<'a> {
         self.whole(op, &[msg.as_bytes()])
     }
 
-    /// Send one text message made of `parts` in order, with no copy to
-    /// join them first.
+    /// Send one text message made of `parts` in order (at most
+    /// [`MAX_PARTS`]), with no copy to join them first.
     pub fn send_text_parts(&mut self, parts: &[&str]) -> SendStatus {
         let mut bytes: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
         if parts.len() > MAX_PARTS {
@@ -214,8 +214,8 @@ impl<'a> Context<'a> {
         self.whole(opcode::TEXT, &bytes[..parts.len()])
     }
 
-    /// Send one binary message made of `parts` in order, with no copy to
-    /// join them first.
+    /// Send one binary message made of `parts` in order (at most
+    /// [`MAX_PARTS`]), with no copy to join them first.
     pub fn send_binary_parts(&mut self, parts: &[&[u8]]) -> SendStatus {
         if parts.len() > MAX_PARTS {
             return SendStatus::Refused;
