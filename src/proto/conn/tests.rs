@@ -178,7 +178,7 @@ fn run_chunks(input: &[u8], cuts: &[usize], s: &Settings, buf: usize) -> (Seen, 
 /// Settings whose echo chunks are small enough to stream through `buf`.
 fn small(buf: usize) -> Settings {
     Settings {
-        chunk_size: buf - 256 - crate::buffer::HEADROOM,
+        chunk_size: buf - CHUNK_SLACK - crate::buffer::HEADROOM,
         handshake: HandshakeConfig {
             max_header_bytes: 4096,
             ..HandshakeConfig::default()
@@ -205,7 +205,7 @@ fn conversation(input: &[u8], s: &Settings) -> (Seen, State) {
             chunk_size: chunk,
             ..s.clone()
         };
-        let b = chunk + 256 + crate::buffer::HEADROOM + 8192;
+        let b = chunk + CHUNK_SLACK + crate::buffer::HEADROOM + 8192;
         let (o, st) = run_chunks(input, &[], &other, b);
         assert_eq!(o.messages, seen.0.messages, "chunk size {chunk}");
         assert_eq!((o.close, st), (seen.0.close, seen.1), "chunk size {chunk}");
