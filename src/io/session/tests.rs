@@ -8,7 +8,7 @@ use super::*;
 use crate::conn::millis;
 use crate::conn_id::ConnId;
 use crate::frame::{self, opcode, Role};
-use crate::service::Echo;
+use crate::service::{Echo, Service};
 use crate::testutil::{client_frame, request};
 
 /// A fake socket. `accept` is how many more bytes writes may take (then
@@ -94,6 +94,10 @@ impl Transport for Mem {
 }
 
 fn shared(max_backlog: usize) -> Shared<Echo> {
+    shared_with(max_backlog, Echo)
+}
+
+fn shared_with<S>(max_backlog: usize, service: S) -> Shared<S> {
     let settings = Settings {
         chunk_size: 1024,
         ..Settings::default()
@@ -103,7 +107,7 @@ fn shared(max_backlog: usize) -> Shared<Echo> {
         Pool::new(16 << 10, 8, 0),
         Pool::new(4096, 64, 0),
         max_backlog,
-        Echo,
+        service,
     )
 }
 
@@ -162,7 +166,7 @@ fn drive(
     panic!("session did not settle");
 }
 
-fn upgraded(sh: &mut Shared<Echo>) -> (Session<()>, Mem) {
+fn upgraded<S: Service<State = ()>>(sh: &mut Shared<S>) -> (Session<()>, Mem) {
     let mut s = Session::new(sh.now, &sh.settings, ConnId::new(1, 1));
     let mut io = Mem::new();
     io.input.extend(request());
@@ -373,4 +377,58 @@ fn a_stalled_peer_is_dropped_after_the_stall_timeout() {
     assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 9_000));
     sh.now = t0 + 9_000;
     assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Done);
+}
+
+/// Answers each text message with a 10 KiB binary message, then says
+/// "drained" when told its output has gone out. Logs send statuses.
+struct Big(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+impl Service for Big {
+    type State = ();
+    fn open(&mut self, _req: &crate::service::Request<'_>, _cx: &mut crate::Context<'_>) {}
+    fn whole(&mut self, _st: &mut (), _msg: crate::Message<'_>, cx: &mut crate::Context<'_>) {
+        let st = cx.send_binary(&[9u8; 10 << 10]);
+        self.0.borrow_mut().push(format!("{st:?}"));
+    }
+    fn drain(&mut self, _st: &mut (), cx: &mut crate::Context<'_>) {
+        let st = cx.send_text("drained");
+        self.0.borrow_mut().push(format!("drain {st:?}"));
+    }
+}
+
+#[test]
+fn a_large_send_goes_out_at_once_and_drain_follows_its_backlog() {
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let mut sh = shared_with(1 << 20, Big(log.clone()));
+    let (mut s, mut io) = upgraded(&mut sh);
+    let head = io.output.len();
+    // The socket takes 3000 bytes: the first reply is partly written, the
+    // rest waits in the backlog.
+    io.accept = 3000;
+    io.input
+        .extend(client_frame(true, opcode::TEXT, b"go", [1, 2, 3, 4]));
+    assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Idle);
+    assert_eq!(io.output.len(), head + 3000);
+    assert_eq!(s.pending_output(), (10 << 10) + 4 - 3000);
+    assert_eq!(*log.borrow(), ["Backpressure"]);
+    // A second message while the first reply waits: queued behind it.
+    io.input
+        .extend(client_frame(true, opcode::TEXT, b"again", [1, 2, 3, 4]));
+    assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Idle);
+    assert_eq!(*log.borrow(), ["Backpressure", "Backpressure"]);
+    // The socket drains: everything goes out in order, then `drain`.
+    io.accept = usize::MAX;
+    assert_eq!(s.on_writable(&mut io, &mut sh, 4), Progress::Idle);
+    assert_eq!(
+        *log.borrow(),
+        ["Backpressure", "Backpressure", "drain Sent"]
+    );
+    let m = messages(&io.output);
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[0], (opcode::BINARY, vec![9u8; 10 << 10]));
+    assert_eq!(m[1], (opcode::BINARY, vec![9u8; 10 << 10]));
+    assert_eq!(m[2], (opcode::TEXT, b"drained".to_vec()));
+    assert_eq!(s.pending_output(), 0);
+    assert_eq!(sh.metrics.messages_out, 3);
+    assert_eq!(sh.write_pool.in_use(), 0);
 }
