@@ -70,3 +70,35 @@ fn a_port_already_taken_is_an_error_at_start() {
         .expect_err("the port is in use");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
+
+#[test]
+fn stopping_does_not_wait_for_connections_that_are_only_lingering() {
+    let running = Builder::new()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .start(|i| WhoAmI { loop_index: i })
+        .expect("start");
+    let addr = running.local_addrs()[0];
+    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/")).expect("connect");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    // A finished close handshake: the server has sent its FIN and lingers
+    // (2 s) for ours, which this client holds back by keeping the socket.
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
+    let t = std::time::Instant::now();
+    running.stopper().stop();
+    running.join().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "stop waited {:?} for a finished connection",
+        t.elapsed()
+    );
+    drop(ws);
+}

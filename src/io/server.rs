@@ -302,7 +302,10 @@ impl<S: Service> Server<S> {
                 self.begin_shutdown();
             }
             if let Some(until) = drain_until {
-                if self.conns.is_empty() || self.clock() >= until {
+                // A connection that is only lingering for its peer's FIN
+                // owes nothing more: it does not hold up the exit.
+                let done = self.conns.iter().all(|(_, e)| e.session.is_lingering());
+                if done || self.clock() >= until {
                     log::info!("shut down with {} connections left", self.conns.len());
                     return Ok(());
                 }

@@ -192,6 +192,11 @@ impl<St> Session<St> {
         self.backlog.len()
     }
 
+    /// Done: our FIN is out and the session only waits for the peer's.
+    pub fn is_lingering(&self) -> bool {
+        self.lingering
+    }
+
     pub fn holds_buffers(&self) -> (bool, bool) {
         (self.rbuf.is_some(), !self.backlog.is_empty())
     }
