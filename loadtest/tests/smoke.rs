@@ -252,34 +252,6 @@ fn json_mode_rejects_echoes() {
     assert!(first.contains("not the expected JSON"), "{first}");
 }
 
-/// Optional: the zerows JSON example, when `ZEROWS_JSON_BIN` names it
-/// (`target/release/examples/json_reply`; it takes the address as its
-/// argument).
-#[test]
-fn zerows_json_reply_if_built() {
-    let Ok(bin) = std::env::var("ZEROWS_JSON_BIN") else {
-        eprintln!("ZEROWS_JSON_BIN not set; skipping the zerows JSON smoke run");
-        return;
-    };
-    let (_server, port) = start_server_with(&bin, &[], &[]);
-    let (code, v) = generate(
-        port,
-        &[
-            "--reply",
-            "json",
-            "-c",
-            "8",
-            "--duration",
-            "1",
-            "--size",
-            "32",
-            "--size",
-            "3000",
-        ],
-    );
-    assert_clean(code, &v);
-}
-
 #[derive(Clone, Copy)]
 enum Fault {
     /// Flip one payload byte of every 50th message.
