@@ -176,8 +176,14 @@ fn round_trip(
     frames
 }
 
+/// The count is global to the process and the tests of this file run in
+/// parallel: each holds this while it counts, or one test's server would
+/// count in the other's window.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn warm_server_allocates_nothing_per_message_handshake_or_connection() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (addr, stop, t) = counting::start_server(config());
     warm_and_measure(addr, false);
     stop.stop();
@@ -186,6 +192,7 @@ fn warm_server_allocates_nothing_per_message_handshake_or_connection() {
 
 #[test]
 fn warm_server_allocates_nothing_per_collected_message_and_reply() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (addr, stop, t) = counting::start_service(config(), Reply);
     warm_and_measure(addr, true);
     stop.stop();
