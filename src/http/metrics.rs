@@ -84,6 +84,9 @@ pub struct Metrics {
     /// Payload bytes of data messages.
     pub payload_in: u64,
     pub payload_out: u64,
+    /// Messages a service sent that were not queued: the connection's
+    /// unsent bytes would have passed the backlog limit.
+    pub sends_dropped: u64,
     /// Bytes read from and written to sockets, everything included.
     pub wire_in: u64,
     pub wire_out: u64,
@@ -155,6 +158,7 @@ impl Metrics {
         self.messages_out += o.messages_out;
         self.payload_in += o.payload_in;
         self.payload_out += o.payload_out;
+        self.sends_dropped += o.sends_dropped;
         self.wire_in += o.wire_in;
         self.wire_out += o.wire_out;
         each(&mut self.close_received, &o.close_received);
@@ -249,6 +253,13 @@ impl Metrics {
             "zerows_payload_bytes_total{{direction=\"out\"}} {}",
             self.payload_out
         )?;
+        metric(
+            o,
+            "sends_dropped_total",
+            "counter",
+            "Messages a service sent that were refused because the connection's unsent bytes would have passed the backlog limit.",
+        )?;
+        writeln!(o, "zerows_sends_dropped_total {}", self.sends_dropped)?;
         metric(
             o,
             "wire_bytes_total",

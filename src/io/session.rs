@@ -411,7 +411,7 @@ impl<St> Session<St> {
             sink: &mut wire,
             pool: &mut sh.msg_pool,
             max_backlog: sh.max_backlog,
-            sent: (0, 0),
+            sent: Default::default(),
         };
         let mut ev = Bound {
             service: &mut sh.service,
@@ -585,10 +585,11 @@ impl<'a, T: Transport> Wire<'a, T> {
 
     /// Add what went out to the loop's counters: wire bytes, and the
     /// messages and payload bytes the service sent.
-    fn account(&self, m: &mut Metrics, sent: (u64, u64)) {
+    fn account(&self, m: &mut Metrics, sent: crate::context::Sent) {
         m.wire_out += self.wire_out;
-        m.messages_out += sent.0;
-        m.payload_out += sent.1;
+        m.messages_out += sent.messages;
+        m.payload_out += sent.bytes;
+        m.sends_dropped += sent.dropped;
     }
 
     /// Write the backlog, then `out` (over `input`), then `tail`, in one

@@ -91,6 +91,18 @@ pub(crate) enum Stream {
     Going(MessageKind),
 }
 
+/// What a service's sends came to in one pass, for the loop's counters.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Messages queued.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Messages refused as [`SendStatus::Dropped`].
+    pub dropped: u64,
+}
+
 /// The bytes and sinks one pass of the core sends through.
 #[doc(hidden)]
 pub struct Tx<'a> {
@@ -98,8 +110,8 @@ pub struct Tx<'a> {
     pub sink: &'a mut dyn Sink,
     pub pool: &'a mut MsgPool,
     pub max_backlog: usize,
-    /// Messages and payload bytes the service sent (for metrics).
-    pub sent: (u64, u64),
+    /// What the service sent (for metrics).
+    pub sent: Sent,
 }
 
 /// A connection, as a callback sees it: who it is, and how to send to it.
@@ -115,7 +127,7 @@ pub struct Context<'a> {
     pub(crate) sink: &'a mut dyn Sink,
     pub(crate) pool: &'a mut MsgPool,
     pub(crate) max_backlog: usize,
-    pub(crate) sent: &'a mut (u64, u64),
+    pub(crate) sent: &'a mut Sent,
     /// Where sends wait while an echo is half out.
     pub(crate) hold: Option<&'a mut Option<MsgBuf>>,
     /// The connection takes data frames (it is open and no close was sent).
@@ -229,7 +241,7 @@ impl<'a> Context<'a> {
         }
         let st = self.data_frame(true, op, parts);
         if st_queued(st) {
-            self.sent.0 += 1;
+            self.sent.messages += 1;
         }
         st
     }
@@ -274,7 +286,7 @@ impl<'a> Context<'a> {
         if st_queued(st) {
             if fin {
                 self.stream = None;
-                self.sent.0 += 1;
+                self.sent.messages += 1;
             } else {
                 self.stream = Some(Stream::Going(kind));
             }
@@ -337,6 +349,7 @@ impl<'a> Context<'a> {
         if let Some(hold) = self.hold.as_deref_mut() {
             let held = hold.as_ref().map_or(0, |v| v.len());
             if waiting + held + n > self.max_backlog {
+                self.sent.dropped += 1;
                 return SendStatus::Dropped;
             }
             let v = hold.get_or_insert_with(|| self.pool.take());
@@ -344,14 +357,15 @@ impl<'a> Context<'a> {
             for p in parts {
                 v.extend_from_slice(p);
             }
-            self.sent.1 += len as u64;
+            self.sent.bytes += len as u64;
             return SendStatus::Sent;
         }
         if waiting + n > self.max_backlog {
+            self.sent.dropped += 1;
             return SendStatus::Dropped;
         }
         let flushed = queue(self.out, self.input, self.sink, &head[..hl], parts);
-        self.sent.1 += len as u64;
+        self.sent.bytes += len as u64;
         self.status(unsent, flushed)
     }
 

@@ -432,3 +432,26 @@ fn a_large_send_goes_out_at_once_and_drain_follows_its_backlog() {
     assert_eq!(sh.metrics.messages_out, 3);
     assert_eq!(sh.write_pool.in_use(), 0);
 }
+
+#[test]
+fn sends_past_the_backlog_limit_are_dropped_and_counted() {
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    // Room for two 10 KiB replies in the backlog, not three.
+    let limit = (16 << 10) + Shared::<()>::extra();
+    let mut sh = shared_with(limit, Big(log.clone()));
+    let (mut s, mut io) = upgraded(&mut sh);
+    io.accept = 0;
+    for _ in 0..3 {
+        io.input
+            .extend(client_frame(true, opcode::TEXT, b"go", [1, 2, 3, 4]));
+    }
+    assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Idle);
+    assert_eq!(*log.borrow(), ["Backpressure", "Backpressure", "Dropped"]);
+    assert!(s.pending_output() <= limit);
+    assert_eq!(sh.metrics.sends_dropped, 1);
+    assert_eq!(sh.metrics.messages_out, 2);
+    let mut text = Vec::new();
+    sh.metrics.render(sh.gauges(), &mut text);
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("\nzerows_sends_dropped_total 1\n"), "{text}");
+}

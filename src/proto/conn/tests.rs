@@ -110,7 +110,7 @@ fn run_tx<R>(wire: &mut Vec<u8>, f: impl FnOnce(&mut Tx<'_>) -> R) -> R {
         sink: wire,
         pool: &mut pool,
         max_backlog: usize::MAX,
-        sent: (0, 0),
+        sent: Default::default(),
     });
     out.extend_vec(&[], wire);
     r
@@ -145,7 +145,7 @@ impl<E: Events> Driver<E> {
                 sink: &mut self.wire,
                 pool: &mut self.pool,
                 max_backlog: self.max_backlog,
-                sent: (0, 0),
+                sent: Default::default(),
             };
             let ok = pump(
                 &mut self.conn,

@@ -105,7 +105,7 @@ impl Driver {
                 sink: &mut self.wire,
                 pool: &mut self.pool,
                 max_backlog: usize::MAX,
-                sent: (0, 0),
+                sent: Default::default(),
             };
             assert!(
                 pump(&mut self.conn, &mut self.rb, &mut tx, &self.s, &mut Echo, self.now),
@@ -125,7 +125,7 @@ impl Driver {
                 sink: &mut self.wire,
                 pool: &mut self.pool,
                 max_backlog: usize::MAX,
-                sent: (0, 0),
+                sent: Default::default(),
             };
             self.conn.on_timeout(self.now, &mut tx, &self.s, &mut Echo);
             self.out.extend_vec(&[], &mut self.wire);
