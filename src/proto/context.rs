@@ -103,6 +103,14 @@ pub struct Sent {
     pub dropped: u64,
 }
 
+/// Whether a data frame is subject to the backlog limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Limited,
+    /// The empty final frame that ends a streamed message cut short.
+    Exempt,
+}
+
 /// The bytes and sinks one pass of the core sends through.
 #[doc(hidden)]
 pub struct Tx<'a> {
@@ -239,7 +247,7 @@ impl<'a> Context<'a> {
         if self.stream.is_some() {
             return SendStatus::Refused;
         }
-        let st = self.data_frame(true, op, parts);
+        let st = self.data_frame(true, op, parts, Bound::Limited);
         if st_queued(st) {
             self.sent.messages += 1;
         }
@@ -262,7 +270,10 @@ impl<'a> Context<'a> {
     }
 
     /// Send the next piece of the streamed message as a frame of its own.
-    /// A piece of a text message must be valid UTF-8 by itself.
+    /// A piece of a text message must be valid UTF-8 by itself. A piece
+    /// [`Dropped`](SendStatus::Dropped) at the backlog limit after the
+    /// message has begun on the wire ends the message there, short, so the
+    /// connection is never left inside a half-sent message.
     pub fn piece(&mut self, data: &[u8]) -> SendStatus {
         self.stream_frame(false, data)
     }
@@ -282,7 +293,7 @@ impl<'a> Context<'a> {
         if kind == MessageKind::Text && crate::utf8::complete(data).is_err() {
             return SendStatus::Refused;
         }
-        let st = self.data_frame(fin, op, &[data]);
+        let st = self.data_frame(fin, op, &[data], Bound::Limited);
         if st_queued(st) {
             if fin {
                 self.stream = None;
@@ -290,6 +301,13 @@ impl<'a> Context<'a> {
             } else {
                 self.stream = Some(Stream::Going(kind));
             }
+        } else if st == SendStatus::Dropped && op == opcode::CONTINUATION {
+            // The message is begun on the wire and must not be left open:
+            // end it here, short, with an empty final frame that the limit
+            // does not refuse (two bytes). The service is told `Dropped`.
+            let _ = self.data_frame(true, opcode::CONTINUATION, &[], Bound::Exempt);
+            self.stream = None;
+            self.sent.messages += 1;
         }
         st
     }
@@ -336,7 +354,7 @@ impl<'a> Context<'a> {
     }
 
     /// Queue one data frame, held back if an echo is half out.
-    fn data_frame(&mut self, fin: bool, op: u8, parts: &[&[u8]]) -> SendStatus {
+    fn data_frame(&mut self, fin: bool, op: u8, parts: &[&[u8]], bound: Bound) -> SendStatus {
         if !self.is_open() {
             return SendStatus::Closed;
         }
@@ -348,7 +366,7 @@ impl<'a> Context<'a> {
         let waiting = unsent + self.out.scratch_len();
         if let Some(hold) = self.hold.as_deref_mut() {
             let held = hold.as_ref().map_or(0, |v| v.len());
-            if waiting + held + n > self.max_backlog {
+            if bound == Bound::Limited && waiting + held + n > self.max_backlog {
                 self.sent.dropped += 1;
                 return SendStatus::Dropped;
             }
@@ -360,7 +378,7 @@ impl<'a> Context<'a> {
             self.sent.bytes += len as u64;
             return SendStatus::Sent;
         }
-        if waiting + n > self.max_backlog {
+        if bound == Bound::Limited && waiting + n > self.max_backlog {
             self.sent.dropped += 1;
             return SendStatus::Dropped;
         }

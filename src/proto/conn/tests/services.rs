@@ -473,3 +473,42 @@ fn with_any_path_the_service_chooses_which_paths_upgrade() {
     d.feed(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(d.conn.take_route(), Some(Route::Metrics));
 }
+
+/// Streams a message whose second piece is too large for the backlog
+/// limit, then sends a whole message.
+struct Overflow(Log);
+
+impl Service for Overflow {
+    type State = ();
+    fn open(&mut self, _req: &Request<'_>, _cx: &mut Context<'_>) {}
+    fn whole(&mut self, _st: &mut (), _msg: Message<'_>, cx: &mut Context<'_>) {
+        let big = [b'x'; 3000];
+        let log = &mut *self.0.borrow_mut();
+        log.push(format!("{:?}", cx.begin(MessageKind::Binary)));
+        log.push(format!("{:?}", cx.piece(b"first")));
+        log.push(format!("{:?}", cx.piece(&big)));
+        log.push(format!("{:?}", cx.finish(b"never")));
+        log.push(format!("{:?}", cx.send_text("after")));
+    }
+}
+
+#[test]
+fn a_stream_cut_short_by_the_backlog_limit_still_ends_on_the_wire() {
+    let log = Log::default();
+    let mut d = Driver::with(small(4608), 4608, Overflow(log.clone()));
+    d.max_backlog = 1000;
+    d.feed(&open_with(&[msg(opcode::TEXT, b"go")]));
+    let seen = observe(&d.wire);
+    assert!(!seen.junk, "a frame landed inside the cut stream");
+    assert_eq!(
+        seen.messages,
+        vec![
+            (opcode::BINARY, b"first".to_vec()),
+            (opcode::TEXT, b"after".to_vec()),
+        ]
+    );
+    assert_eq!(
+        *log.borrow(),
+        ["Sent", "Sent", "Dropped", "Refused", "Sent"]
+    );
+}
