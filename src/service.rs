@@ -168,8 +168,9 @@ pub trait Service {
     /// The current streamed or echoed message is complete.
     fn end(&mut self, _st: &mut Self::State, _cx: &mut Context<'_>) {}
 
-    /// Unsent output that made a send report
-    /// [`Backpressure`](crate::SendStatus::Backpressure) has all gone out.
+    /// Output that had to wait for the socket (what makes a send report
+    /// [`Backpressure`](crate::SendStatus::Backpressure)) has all gone
+    /// out: called each time the connection's backlog empties.
     fn drain(&mut self, _st: &mut Self::State, _cx: &mut Context<'_>) {}
 
     /// The peer sent a close frame (`code`: its status code, if any). The
