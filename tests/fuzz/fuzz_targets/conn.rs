@@ -23,6 +23,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{reference, REQUEST};
 use zerows::buffer::{ReadBuf, HEADROOM};
 use zerows::buffer::MsgPool;
 use zerows::conn::{pump, Conn, Millis, Settings, State, CHUNK_SLACK};
@@ -33,8 +37,6 @@ use zerows::Echo;
 use zerows::handshake::{find_header_end, HandshakeConfig};
 use zerows::output::Output;
 
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost:9001\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 const MAX_HEAD: usize = 1024;
 
@@ -221,42 +223,6 @@ fn observe(wire: &[u8]) -> Seen {
         }
     }
     seen
-}
-
-/// The client's own messages and pings, up to the first frame the server
-/// must refuse by its header or the first close.
-fn reference(mut input: &[u8]) -> (Vec<(u8, Vec<u8>)>, Vec<Vec<u8>>) {
-    let mut msgs = Vec::new();
-    let mut pings = Vec::new();
-    let mut cur: Option<(u8, Vec<u8>)> = None;
-    while let Ok(Some(h)) = frame::decode(input, Role::FromClient) {
-        let total = h.header_len as u64 + h.len;
-        if (input.len() as u64) < total {
-            break;
-        }
-        let mut p = input[h.header_len..total as usize].to_vec();
-        zerows::mask::apply(&mut p, h.mask.unwrap(), 0);
-        input = &input[total as usize..];
-        match h.opcode {
-            opcode::PING => pings.push(p),
-            opcode::PONG => {}
-            opcode::CLOSE => break,
-            opcode::CONTINUATION => match cur.as_mut() {
-                Some((_, d)) => d.extend_from_slice(&p),
-                None => break,
-            },
-            op => {
-                if cur.is_some() {
-                    break;
-                }
-                cur = Some((op, p));
-            }
-        }
-        if h.fin && !opcode::is_control(h.opcode) {
-            msgs.push(cur.take().unwrap());
-        }
-    }
-    (msgs, pings)
 }
 
 fuzz_target!(|data: &[u8]| {

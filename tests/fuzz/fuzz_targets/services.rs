@@ -22,6 +22,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{reference, REQUEST};
 use zerows::buffer::{MsgPool, ReadBuf, HEADROOM};
 use zerows::conn::{pump, Conn, Settings, CHUNK_SLACK};
 use zerows::context::Tx;
@@ -30,8 +34,6 @@ use zerows::handshake::{find_header_end, HandshakeConfig};
 use zerows::output::Output;
 use zerows::{ConnId, Context, Delivery, Message, MessageKind, Request, Service};
 
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost:9001\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 /// Big enough for the direct (uncorked) path.
 static BIG: [u8; 9000] = [b'z'; 9000];
@@ -207,40 +209,6 @@ fn observe(wire: &[u8]) -> Vec<(u8, Vec<u8>)> {
     msgs
 }
 
-/// The client's complete data messages, up to the first close or refused
-/// sequence.
-fn reference(mut input: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut msgs = Vec::new();
-    let mut cur: Option<(u8, Vec<u8>)> = None;
-    while let Ok(Some(h)) = frame::decode(input, Role::FromClient) {
-        let total = h.header_len as u64 + h.len;
-        if (input.len() as u64) < total {
-            break;
-        }
-        let mut p = input[h.header_len..total as usize].to_vec();
-        zerows::mask::apply(&mut p, h.mask.unwrap(), 0);
-        input = &input[total as usize..];
-        match h.opcode {
-            opcode::PING | opcode::PONG => {}
-            opcode::CLOSE => break,
-            opcode::CONTINUATION => match cur.as_mut() {
-                Some((_, d)) => d.extend_from_slice(&p),
-                None => break,
-            },
-            op => {
-                if cur.is_some() {
-                    break;
-                }
-                cur = Some((op, p));
-            }
-        }
-        if h.fin && !opcode::is_control(h.opcode) {
-            msgs.push(cur.take().unwrap());
-        }
-    }
-    msgs
-}
-
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
         return;
@@ -284,7 +252,7 @@ fuzz_target!(|data: &[u8]| {
 
     // What the service was given is the client's messages, in order
     // (discarded and echo-only messages are not given to it).
-    let sent = reference(body);
+    let (sent, _pings) = reference(body);
     let mut i = 0;
     for m in &whole.svc.got {
         while i < sent.len() && sent[i] != *m {
