@@ -26,7 +26,6 @@ impl ConnId {
     }
 
     /// The slab slot of the connection in its loop.
-    #[allow(dead_code)]
     pub(crate) fn slot(self) -> usize {
         (self.0 & (MAX_SLOTS as u64 - 1)) as usize
     }
@@ -36,9 +35,15 @@ impl ConnId {
         self.0 >> SLOT_BITS
     }
 
-    /// The id as one number (for logs and maps).
+    /// The id as one number (for logs, maps, and passing it around).
     pub fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// The id [`as_u64`](Self::as_u64) gave. A number that names no
+    /// connection is simply an id no push can reach.
+    pub fn from_u64(n: u64) -> ConnId {
+        ConnId(n)
     }
 }
 

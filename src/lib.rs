@@ -55,6 +55,8 @@ pub mod http;
 pub mod io;
 #[doc(hidden)]
 pub mod proto;
+#[doc(hidden)]
+pub mod push;
 mod service;
 
 // The internals under their short names, for the crate itself, the
@@ -70,8 +72,9 @@ pub use builder::{Builder, Running};
 pub use conn::{Millis, Settings};
 pub use conn_id::ConnId;
 pub use context::{Context, SendStatus, MAX_PARTS};
-pub use error::{close_code, HandshakeError};
+pub use error::{close_code, HandshakeError, PushError};
 pub use handshake::{HandshakeConfig, ANY_PATH};
+pub use push::{Handle, Loop, Prepared, SlowPolicy, Topic};
 pub use server::{Config, Server, Stopper};
 pub use service::{Delivery, Echo, Message, MessageKind, Request, Service};
 

@@ -17,6 +17,7 @@
 
 use crate::context::Context;
 use crate::error::HandshakeError;
+use crate::push::Loop;
 
 /// The type of a data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +173,17 @@ pub trait Service {
     /// [`Backpressure`](crate::SendStatus::Backpressure)) has all gone
     /// out: called each time the connection's backlog empties.
     fn drain(&mut self, _st: &mut Self::State, _cx: &mut Context<'_>) {}
+
+    /// The connection's timer fired (set with
+    /// [`Context::timer_after`] or [`Context::timer_every`]).
+    fn timer(&mut self, _st: &mut Self::State, _cx: &mut Context<'_>) {}
+
+    /// The event loop starts, before its first connection: set up a tick
+    /// ([`Loop::tick_every`]) or keep the [`Loop::handle`].
+    fn started(&mut self, _lp: &mut Loop<'_>) {}
+
+    /// The loop's tick (see [`Loop::tick_every`]).
+    fn tick(&mut self, _lp: &mut Loop<'_>) {}
 
     /// The peer sent a close frame (`code`: its status code, if any). The
     /// answering close is already queued; nothing more can be sent.

@@ -87,6 +87,12 @@ pub struct Metrics {
     /// Messages a service sent that were not queued: the connection's
     /// unsent bytes would have passed the backlog limit.
     pub sends_dropped: u64,
+    /// Messages pushed from outside a connection's callbacks (a handle's
+    /// send, a publish, a broadcast) and queued on it.
+    pub pushes: u64,
+    /// Pushes a connection missed because its backlog was past the push
+    /// limit (slow subscriber, `SlowPolicy::Skip`).
+    pub pushes_skipped: u64,
     /// Bytes read from and written to sockets, everything included.
     pub wire_in: u64,
     pub wire_out: u64,
@@ -159,6 +165,8 @@ impl Metrics {
         self.payload_in += o.payload_in;
         self.payload_out += o.payload_out;
         self.sends_dropped += o.sends_dropped;
+        self.pushes += o.pushes;
+        self.pushes_skipped += o.pushes_skipped;
         self.wire_in += o.wire_in;
         self.wire_out += o.wire_out;
         each(&mut self.close_received, &o.close_received);
@@ -260,6 +268,20 @@ impl Metrics {
             "Messages a service sent that were refused because the connection's unsent bytes would have passed the backlog limit.",
         )?;
         writeln!(o, "zerows_sends_dropped_total {}", self.sends_dropped)?;
+        metric(
+            o,
+            "pushes_total",
+            "counter",
+            "Messages pushed through a handle, a publish or a broadcast and queued on a connection.",
+        )?;
+        writeln!(o, "zerows_pushes_total {}", self.pushes)?;
+        metric(
+            o,
+            "pushes_skipped_total",
+            "counter",
+            "Pushes a connection missed because its unsent bytes were past the push limit.",
+        )?;
+        writeln!(o, "zerows_pushes_skipped_total {}", self.pushes_skipped)?;
         metric(
             o,
             "wire_bytes_total",

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::metrics::Board;
+use crate::push::Handle;
 use crate::server::{listener, Config, Server, Stopper};
 use crate::service::Service;
 
@@ -108,6 +109,7 @@ impl Builder {
         }
         let board = (n > 1).then(|| Arc::new(Board::new(n)));
         let make = Arc::new(make);
+        let handle = Handle::new(n);
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Stopper>>();
         let mut threads = Vec::with_capacity(n);
         for (i, set) in sets.into_iter().enumerate() {
@@ -115,6 +117,7 @@ impl Builder {
             let make = make.clone();
             let board = board.clone();
             let ready = ready_tx.clone();
+            let handle = handle.clone();
             let t = std::thread::Builder::new()
                 .name(format!("zerows-loop-{i}"))
                 .spawn(move || {
@@ -127,6 +130,7 @@ impl Builder {
                         }
                     };
                     server.set_loop(i, n);
+                    server.attach(&handle, i);
                     if let Some(b) = board {
                         server.share_metrics(b, i);
                     }
@@ -149,6 +153,7 @@ impl Builder {
             addrs,
             stopper: Stopper::all(&stoppers),
             threads,
+            handle,
         };
         if let Some(e) = failed {
             running.stopper.stop();
@@ -175,6 +180,7 @@ pub struct Running {
     addrs: Vec<SocketAddr>,
     stopper: Stopper,
     threads: Vec<JoinHandle<io::Result<()>>>,
+    handle: Handle,
 }
 
 impl Running {
@@ -186,6 +192,11 @@ impl Running {
     /// Stops every loop gracefully, from any thread.
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// Pushes to connections of every loop from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
     /// Wait for every loop to stop; the first error any of them returned.

@@ -11,8 +11,16 @@
 //!   per connection; entries are never removed early, a popped entry that
 //!   no longer matches its connection is ignored, and a session treats a
 //!   timeout that is not due yet as a no-op.
+//!   A connection's own timer (see `push::timers`) is folded into that
+//!   same entry: `timed` says it has one, so others never look it up.
 //! * A full file table (EMFILE) pauses accepting for a moment instead of
 //!   spinning on a listener that stays readable.
+//! * Pushes: the inbox is emptied at the end of every turn (at most
+//!   `INBOX_BUDGET` commands, then the next poll does not block), after the
+//!   turn's I/O, so a push is written in the turn that woke for it. A
+//!   command names a connection by its full id and is dropped if that
+//!   connection is gone. A connection a fan-out finishes is released only
+//!   after the fan-out, so a topic's member list never changes under it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -30,6 +38,7 @@ use crate::buffer::Pool;
 use crate::conn::{millis, Millis, Settings};
 use crate::conn_id::{ConnId, MAX_SLOTS};
 use crate::error::HandshakeError;
+use crate::push::{Command, Handle, Inbox, Live, Loop, Mailbox, Prepared, SlowPolicy, Topic};
 use crate::service::Service;
 use crate::session::{Progress, Session, Shared};
 
@@ -39,6 +48,8 @@ const LISTENER_BASE: usize = usize::MAX - 1024;
 const ACCEPT_BATCH: usize = 256;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Most inbox commands one turn carries out.
+const INBOX_BUDGET: usize = 4096;
 
 /// Everything the server needs to know.
 #[derive(Debug, Clone)]
@@ -68,6 +79,15 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Depth of the accept queue of listeners the server binds.
     pub listen_backlog: i32,
+    /// Commands each loop's inbox holds (pushes from a
+    /// [`Handle`](crate::Handle) waiting for the loop); past it a push
+    /// fails with [`PushError::Full`](crate::PushError::Full).
+    pub inbox: usize,
+    /// A pushed message (a handle's send, a publish, a broadcast) finding
+    /// more unsent bytes than this on a connection meets `slow`.
+    pub push_backlog: usize,
+    /// What a push does to such a slow connection.
+    pub slow: SlowPolicy,
 }
 
 impl Default for Config {
@@ -84,6 +104,9 @@ impl Default for Config {
             stall_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             listen_backlog: 4096,
+            inbox: 8192,
+            push_backlog: 1 << 20,
+            slow: SlowPolicy::Skip,
         }
     }
 }
@@ -113,6 +136,14 @@ impl Config {
         if self.max_connections > MAX_SLOTS {
             return Err(format!("at most {MAX_SLOTS} connections per event loop"));
         }
+        if self.inbox == 0 {
+            return Err("the inbox must hold at least one command".into());
+        }
+        if let SlowPolicy::Close(code) = self.slow {
+            if !crate::close_code::is_sendable(code) {
+                return Err(format!("close code {code} may not be sent"));
+            }
+        }
         if self.settings.handshake.subprotocols.len() > usize::from(u8::MAX) {
             return Err("at most 255 subprotocols".into());
         }
@@ -131,6 +162,8 @@ struct Entry<St> {
     armed: bool,
     /// On the ready list.
     queued: bool,
+    /// Has a timer of its own (in `Local::timers`).
+    timed: bool,
 }
 
 /// Stops running event loops from any thread: each closes its connections
@@ -182,6 +215,14 @@ pub struct Server<S: Service> {
     published_at: Millis,
     /// Turns have counted things since.
     publish_owed: bool,
+    inbox: Inbox,
+    /// Kept to make the mailbox of the handle this loop joins.
+    inbox_tx: std::sync::mpsc::SyncSender<Command>,
+    live: Arc<Live>,
+    /// The inbox had more than one turn's budget.
+    inbox_more: bool,
+    /// Connections a fan-out finished, released after it.
+    doomed: Vec<usize>,
 }
 
 impl<S: Service> Server<S> {
@@ -231,7 +272,13 @@ impl<S: Service> Server<S> {
             service,
         );
         shared.stall_timeout = millis(config.stall_timeout);
-        Ok(Server {
+        shared.push_limit = config.push_backlog;
+        shared.slow = config.slow;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.inbox);
+        let pending = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Live::new());
+        let mut server = Server {
             poll,
             listeners,
             conns: Slab::with_capacity(1024),
@@ -244,12 +291,21 @@ impl<S: Service> Server<S> {
             ready_next: Vec::with_capacity(1024),
             accept_paused_until: None,
             epoch: Instant::now(),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop,
             waker,
             shutting_down: false,
             published_at: 0,
             publish_owed: false,
-        })
+            inbox: Inbox { rx, pending },
+            inbox_tx: tx,
+            live,
+            inbox_more: false,
+            doomed: Vec::new(),
+        };
+        let handle = Handle::new(1);
+        handle.register(0, server.mailbox());
+        server.shared.local.handle = handle;
+        Ok(server)
     }
 
     /// Make this loop `index` of `loops` sharing the listening addresses,
@@ -257,6 +313,30 @@ impl<S: Service> Server<S> {
     pub fn set_loop(&mut self, index: usize, loops: usize) {
         self.serial = index as u64;
         self.serial_step = loops.max(1) as u64;
+    }
+
+    /// Make this loop number `index` of the server `handle` reaches (see
+    /// [`Builder`](crate::Builder)), in place of its own handle.
+    pub(crate) fn attach(&mut self, handle: &Handle, index: usize) {
+        handle.register(index, self.mailbox());
+        self.shared.local.handle = handle.clone();
+        self.shared.local.index = index;
+    }
+
+    /// The way into this loop's inbox.
+    fn mailbox(&self) -> Mailbox {
+        Mailbox {
+            tx: self.inbox_tx.clone(),
+            waker: self.waker.clone(),
+            pending: self.inbox.pending.clone(),
+            stop: self.stop.clone(),
+            live: self.live.clone(),
+        }
+    }
+
+    /// A handle that pushes to this loop's connections from any thread.
+    pub fn handle(&self) -> Handle {
+        self.shared.local.handle.clone()
     }
 
     /// The service.
@@ -295,6 +375,13 @@ impl<S: Service> Server<S> {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut drain_until: Option<Millis> = None;
+        self.shared.now = self.clock();
+        let mut lp = Loop {
+            local: &mut self.shared.local,
+            now: self.shared.now,
+        };
+        self.shared.service.started(&mut lp);
+        self.run_queued();
         loop {
             if drain_until.is_none() && self.stop.load(Ordering::Relaxed) {
                 self.shared.now = self.clock();
@@ -328,6 +415,7 @@ impl<S: Service> Server<S> {
                 }
                 return Err(e);
             }
+            self.inbox.turn_begins();
             // One clock read serves the turn's time and its duration.
             let turn_start = Instant::now();
             self.shared.now = (turn_start - self.epoch).as_millis() as Millis + 1;
@@ -353,6 +441,8 @@ impl<S: Service> Server<S> {
             self.accept_all();
             self.run_ready();
             self.expire_timers();
+            self.run_tick();
+            self.run_inbox();
             if !events.is_empty() {
                 let us = turn_start.elapsed().as_micros() as u64;
                 self.shared.metrics.turn(us);
@@ -413,10 +503,17 @@ impl<S: Service> Server<S> {
     fn poll_timeout(&self) -> Option<Duration> {
         let now = self.clock();
         let accept_waiting = self.listeners.iter().any(|l| l.1);
-        if !self.ready.is_empty() || (accept_waiting && self.accept_paused_until.is_none()) {
+        if !self.ready.is_empty()
+            || self.inbox_more
+            || (accept_waiting && self.accept_paused_until.is_none())
+        {
             return Some(Duration::ZERO);
         }
         let mut next = self.timers.peek().map(|Reverse((t, _))| *t);
+        let tick = self.shared.local.tick.at;
+        if tick != 0 {
+            next = Some(next.map_or(tick, |n| n.min(tick)));
+        }
         if let Some(p) = self.accept_paused_until {
             next = Some(next.map_or(p, |n| n.min(p)));
         }
@@ -476,12 +573,14 @@ impl<S: Service> Server<S> {
         }
         let id = ConnId::new(self.serial, key);
         self.serial += self.serial_step;
+        self.live.open(id);
         let e = entry.insert(Entry {
             stream,
             session: Session::new(self.shared.now, &self.shared.settings, id),
             timer: 0,
             armed: false,
             queued: false,
+            timed: false,
         });
         self.shared.metrics.connections += 1;
         if full {
@@ -516,6 +615,10 @@ impl<S: Service> Server<S> {
         if p == Progress::Done {
             let mut e = self.conns.remove(key);
             e.session.release(&mut self.shared);
+            self.live.close(key);
+            self.shared.local.topics.release(key);
+            self.shared.local.timers.release(key);
+            self.shared.local.timer_touched = false;
             self.shared.metrics.connections = self.conns.len() as u64;
             return;
         }
@@ -525,10 +628,21 @@ impl<S: Service> Server<S> {
             self.ready.push(key);
         }
         let stall = self.shared.stall_timeout;
+        let mut deadline = e.session.deadline(stall);
+        let local = &mut self.shared.local;
+        if e.timed || local.timer_touched {
+            local.timer_touched = false;
+            let own = local.timers.when(e.session.core().id());
+            e.timed = own.is_some();
+            deadline = match (deadline, own) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         // One heap entry per connection: a deadline that moved later is left
         // to the entry already there, which fires early (a harmless no-op for
         // the session) and re-arms; only an earlier one needs a new entry.
-        if let Some(when) = e.session.deadline(stall) {
+        if let Some(when) = deadline {
             let earlier = ((when as u32).wrapping_sub(e.timer) as i32) < 0;
             if !e.armed || earlier {
                 e.timer = when as u32;
@@ -579,8 +693,133 @@ impl<S: Service> Server<S> {
                 continue;
             }
             e.armed = false;
-            let p = e.session.on_timeout(&mut e.stream, &mut self.shared);
+            let mut p = Progress::Idle;
+            if e.timed && self.shared.local.timers.fire(e.session.core().id(), now) {
+                // Whatever the callback does to the timer, `schedule`
+                // looks at it again.
+                self.shared.local.timer_touched = true;
+                p = e.session.on_timer(&mut e.stream, &mut self.shared);
+            }
+            if p != Progress::Done {
+                let q = e.session.on_timeout(&mut e.stream, &mut self.shared);
+                p = if q == Progress::Idle { p } else { q };
+            }
             self.schedule(key, p);
+        }
+    }
+
+    /// The service's loop-wide tick, when due.
+    fn run_tick(&mut self) {
+        let now = self.shared.now;
+        if !self.shared.local.tick.fire(now) {
+            return;
+        }
+        let mut lp = Loop {
+            local: &mut self.shared.local,
+            now,
+        };
+        self.shared.service.tick(&mut lp);
+        self.run_queued();
+    }
+
+    /// Carry out what a tick (or `started`) queued for this loop.
+    fn run_queued(&mut self) {
+        if self.shared.local.queued.is_empty() {
+            return;
+        }
+        let mut queued = std::mem::take(&mut self.shared.local.queued);
+        for cmd in queued.drain(..) {
+            self.apply(cmd);
+        }
+        self.shared.local.queued = queued;
+    }
+
+    /// Carry out what the inbox holds, up to the turn's budget.
+    fn run_inbox(&mut self) {
+        self.inbox.turn_ends();
+        for _ in 0..INBOX_BUDGET {
+            let Some(cmd) = self.inbox.next() else {
+                self.inbox_more = false;
+                return;
+            };
+            self.apply(cmd);
+        }
+        self.inbox_more = true;
+    }
+
+    /// The slot of the connection `id` names, if it is still there.
+    fn slot_of(&self, id: ConnId) -> Option<usize> {
+        let key = id.slot();
+        let e = self.conns.get(key)?;
+        (e.session.core().id() == id).then_some(key)
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Send(id, msg) => {
+                if let Some(key) = self.slot_of(id) {
+                    let e = &mut self.conns[key];
+                    let p = e.session.push(&mut e.stream, &mut self.shared, &msg);
+                    self.schedule(key, p);
+                }
+            }
+            Command::Close(id, code, reason) => {
+                if let Some(key) = self.slot_of(id) {
+                    let e = &mut self.conns[key];
+                    let p = e
+                        .session
+                        .close_with(&mut e.stream, &mut self.shared, code, &reason);
+                    self.schedule(key, p);
+                }
+            }
+            Command::Subscribe(id, topic) => {
+                if let Some(key) = self.slot_of(id) {
+                    let t = &mut self.shared.local.topics;
+                    t.subscribe(topic.name(), Some(topic.shared()), key);
+                }
+            }
+            Command::Unsubscribe(id, topic) => {
+                if let Some(key) = self.slot_of(id) {
+                    self.shared.local.topics.unsubscribe(topic.name(), key);
+                }
+            }
+            Command::Publish(topic, msg) => self.publish(&topic, &msg),
+            Command::Broadcast(msg) => self.broadcast(&msg),
+        }
+    }
+
+    /// Write `msg` to `key`; a connection it finishes waits in `doomed`.
+    fn push_to(&mut self, key: usize, msg: &Prepared) {
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        match e.session.push(&mut e.stream, &mut self.shared, msg) {
+            Progress::Done => self.doomed.push(key),
+            p => self.schedule(key, p),
+        }
+    }
+
+    fn publish(&mut self, topic: &Topic, msg: &Prepared) {
+        let Some((t, members)) = self.shared.local.topics.lend(topic.name()) else {
+            return;
+        };
+        for &slot in &members {
+            self.push_to(slot as usize, msg);
+        }
+        self.shared.local.topics.give_back(t, members);
+        self.release_doomed();
+    }
+
+    fn broadcast(&mut self, msg: &Prepared) {
+        for key in 0..self.conns.capacity() {
+            self.push_to(key, msg);
+        }
+        self.release_doomed();
+    }
+
+    fn release_doomed(&mut self) {
+        while let Some(key) = self.doomed.pop() {
+            self.schedule(key, Progress::Done);
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::context::{Sink, Tx};
 use crate::events::{Bound, Events};
 use crate::metrics::{Gauges, Metrics};
 use crate::output::{Output, CORE_SCRATCH, MAX_SEGS};
+use crate::push::{Local, Prepared, SlowPolicy};
 use crate::service::Service;
 
 /// Backlog slices offered to one `writev` (the rest waits for the next).
@@ -76,6 +77,12 @@ pub struct Shared<S> {
     http_buf: Vec<u8>,
     /// With several loops: the shared board and this loop's slot on it.
     pub board: Option<(std::sync::Arc<crate::metrics::Board>, usize)>,
+    /// Topics, timers and the handle (see `push`).
+    pub local: Local,
+    /// A push finding more unsent bytes than this on a connection meets
+    /// `slow`.
+    pub push_limit: usize,
+    pub slow: SlowPolicy,
 }
 
 impl<S> Shared<S> {
@@ -106,6 +113,9 @@ impl<S> Shared<S> {
             accepting: true,
             http_buf: Vec::new(),
             board: None,
+            local: Local::default(),
+            push_limit: max_backlog,
+            slow: SlowPolicy::Skip,
         }
     }
 
@@ -370,6 +380,89 @@ impl<St> Session<St> {
         self.act(io, sh, |c, out, s, h, now| c.close(code, out, s, h, now))
     }
 
+    /// Close from our side with `code` and `reason`, as a service would
+    /// (a handle's close).
+    pub fn close_with<T: Transport, S: Service<State = St>>(
+        &mut self,
+        io: &mut T,
+        sh: &mut Shared<S>,
+        code: u16,
+        reason: &str,
+    ) -> Progress {
+        self.act(io, sh, |c, tx, s, h, now| {
+            c.callback(tx, s, h, now, |_, cx| {
+                let _ = cx.close(code, reason);
+            })
+        })
+    }
+
+    /// The connection's timer is due: run the service's callback.
+    pub fn on_timer<T: Transport, S: Service<State = St>>(
+        &mut self,
+        io: &mut T,
+        sh: &mut Shared<S>,
+    ) -> Progress {
+        self.act(io, sh, |c, tx, s, h, now| {
+            c.callback(tx, s, h, now, |h, cx| h.timer(cx))
+        })
+    }
+
+    /// Write a message pushed from outside the connection's callbacks (a
+    /// handle's send, a publish, a broadcast), straight from its shared
+    /// frame; only what the socket does not take is copied. A connection
+    /// not open takes nothing; one past the push limit gets the slow
+    /// policy.
+    pub fn push<T: Transport, S: Service<State = St>>(
+        &mut self,
+        io: &mut T,
+        sh: &mut Shared<S>,
+        msg: &Prepared,
+    ) -> Progress {
+        if self.state.is_none() || self.core.state() != State::Open {
+            return Progress::Idle;
+        }
+        let frame = msg.frame();
+        let unsent = self.backlog.len();
+        if unsent > sh.push_limit || unsent + frame.len() > sh.max_backlog {
+            return match sh.slow {
+                SlowPolicy::Skip => {
+                    sh.metrics.pushes_skipped += 1;
+                    Progress::Idle
+                }
+                SlowPolicy::Close(code) => self.close(io, sh, code),
+            };
+        }
+        sh.metrics.pushes += 1;
+        if self.core.is_echoing() {
+            // Held behind the echo by the core, like a callback's send.
+            return self.act(io, sh, |c, tx, s, h, now| {
+                c.callback(tx, s, h, now, |_, cx| {
+                    let _ = cx.send_prepared(msg);
+                })
+            });
+        }
+        sh.out.clear();
+        let mut wire = Wire::new(
+            io,
+            &mut self.backlog,
+            &mut sh.write_pool,
+            &mut self.writable,
+            &mut self.clock,
+            sh.now,
+        );
+        let r = wire.send(&sh.out, &[], &[frame]);
+        let sent = crate::context::Sent {
+            messages: 1,
+            bytes: msg.payload().len() as u64,
+            dropped: 0,
+        };
+        wire.account(&mut sh.metrics, sent);
+        if r.is_err() {
+            return Progress::Done;
+        }
+        self.after_io(io, sh, Progress::Idle)
+    }
+
     /// Answer the request with an HTTP error once its head is in (the
     /// server is full); see [`Conn::refuse_when_read`].
     pub fn refuse_when_read(&mut self, err: crate::error::HandshakeError) {
@@ -412,6 +505,7 @@ impl<St> Session<St> {
             pool: &mut sh.msg_pool,
             max_backlog: sh.max_backlog,
             sent: Default::default(),
+            local: Some(&mut sh.local),
         };
         let mut ev = Bound {
             service: &mut sh.service,

@@ -236,8 +236,10 @@ impl Conn {
         )
     }
 
-    /// Run a service callback outside of input (the backlog drained): with
-    /// a context, on an open connection only.
+    /// Run a service callback outside of input (the backlog drained, a
+    /// timer, a push): with a context, on an open connection only. While
+    /// an echo is half out its sends are held, as in
+    /// [`Delivery::EchoAndStream`], so they never land inside the echo.
     pub fn callback<E: Events>(
         &mut self,
         tx: &mut Tx<'_>,
@@ -250,6 +252,9 @@ impl Conn {
             return;
         }
         let mut cx = self.cx(tx, &[], s, now);
+        if self.started {
+            cx.hold = Some(&mut self.msgbuf);
+        }
         f(h, &mut cx);
         let close = cx.finish_callback();
         self.closed_by_service(close, s, h, now);
@@ -281,6 +286,12 @@ impl Conn {
             Stage::CloseSent => State::CloseSent,
             Stage::Closed { .. } => State::Closed,
         }
+    }
+
+    /// An echoed message is half out: a data frame sent now must wait for
+    /// its last frame (see [`callback`](Self::callback)).
+    pub fn is_echoing(&self) -> bool {
+        self.started
     }
 
     pub fn is_closed(&self) -> bool {

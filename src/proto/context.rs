@@ -24,7 +24,10 @@ use crate::conn_id::ConnId;
 use crate::error::close_code;
 use crate::frame::{self, opcode};
 use crate::output::Output;
+use crate::push::{Local, Prepared};
 use crate::service::{Message, MessageKind};
+
+mod push;
 
 /// Payloads at least this long are written without being copied first.
 pub const DIRECT_MIN: usize = 4096;
@@ -120,6 +123,9 @@ pub struct Tx<'a> {
     pub max_backlog: usize,
     /// What the service sent (for metrics).
     pub sent: Sent,
+    /// The loop's push state (topics, timers, the handle); `None` when
+    /// the core runs with no loop around it.
+    pub local: Option<&'a mut Local>,
 }
 
 /// A connection, as a callback sees it: who it is, and how to send to it.
@@ -143,6 +149,7 @@ pub struct Context<'a> {
     pub(crate) stream: Option<Stream>,
     /// A close the service asked for.
     pub(crate) close: Option<u16>,
+    pub(crate) local: Option<&'a mut Local>,
 }
 
 impl<'a> Context<'a> {
@@ -172,6 +179,7 @@ impl<'a> Context<'a> {
             open,
             stream: None,
             close: None,
+            local: tx.local.as_deref_mut(),
         }
     }
 
@@ -353,7 +361,31 @@ impl<'a> Context<'a> {
         self.status(unsent, flushed)
     }
 
+    /// Send a message encoded once for many connections (see
+    /// [`Prepared`]): its frame is written from the shared bytes.
+    pub fn send_prepared(&mut self, msg: &Prepared) -> SendStatus {
+        if !self.is_open() {
+            return SendStatus::Closed;
+        }
+        if self.stream.is_some() {
+            return SendStatus::Refused;
+        }
+        let frame = msg.frame();
+        let st = self.enqueue(
+            &[],
+            &[frame],
+            frame.len(),
+            msg.payload().len(),
+            Bound::Limited,
+        );
+        if st_queued(st) {
+            self.sent.messages += 1;
+        }
+        st
+    }
+
     /// Queue one data frame, held back if an echo is half out.
+    #[inline(never)]
     fn data_frame(&mut self, fin: bool, op: u8, parts: &[&[u8]], bound: Bound) -> SendStatus {
         if !self.is_open() {
             return SendStatus::Closed;
@@ -361,7 +393,20 @@ impl<'a> Context<'a> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut head = [0u8; frame::MAX_HEADER];
         let hl = frame::encode(&mut head, fin, op, len as u64, None);
-        let n = hl + len;
+        self.enqueue(&head[..hl], parts, hl + len, len, bound)
+    }
+
+    /// Queue `head` then `parts` (`n` bytes in all, `len` of them
+    /// payload), held back if an echo is half out, unless they would pass
+    /// the backlog limit.
+    fn enqueue(
+        &mut self,
+        head: &[u8],
+        parts: &[&[u8]],
+        n: usize,
+        len: usize,
+        bound: Bound,
+    ) -> SendStatus {
         let unsent = self.sink.unsent();
         let waiting = unsent + self.out.scratch_len();
         if let Some(hold) = self.hold.as_deref_mut() {
@@ -371,7 +416,7 @@ impl<'a> Context<'a> {
                 return SendStatus::Dropped;
             }
             let v = hold.get_or_insert_with(|| self.pool.take());
-            v.extend_from_slice(&head[..hl]);
+            v.extend_from_slice(head);
             for p in parts {
                 v.extend_from_slice(p);
             }
@@ -382,7 +427,7 @@ impl<'a> Context<'a> {
             self.sent.dropped += 1;
             return SendStatus::Dropped;
         }
-        let flushed = queue(self.out, self.input, self.sink, &head[..hl], parts);
+        let flushed = queue(self.out, self.input, self.sink, head, parts);
         self.sent.bytes += len as u64;
         self.status(unsent, flushed)
     }

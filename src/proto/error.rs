@@ -183,6 +183,37 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
+/// Why a push through a [`Handle`](crate::Handle) was not taken. A push
+/// that returns `Ok` was queued for the loop that owns the connection; it
+/// is written in that loop's next turn, unless the connection ends first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The loop's inbox is full: the loop is behind. Nothing was queued
+    /// (for a publish or broadcast: not on that loop); try again later.
+    Full,
+    /// No open connection has this id: it never existed or has closed.
+    Closed,
+    /// The server has stopped (or is stopping).
+    Stopped,
+    /// Not a push that can be made: a close code that may not be sent,
+    /// or a close reason over 123 bytes.
+    Refused,
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use PushError::*;
+        f.write_str(match self {
+            Full => "the event loop's inbox is full",
+            Closed => "no open connection has this id",
+            Stopped => "the server has stopped",
+            Refused => "invalid close code or reason",
+        })
+    }
+}
+
+impl std::error::Error for PushError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

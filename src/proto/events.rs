@@ -32,6 +32,8 @@ pub trait Events {
     fn whole(&mut self, msg: Message<'_>, cx: &mut Context<'_>);
     /// Output that waited for the socket has all gone out.
     fn drain(&mut self, cx: &mut Context<'_>);
+    /// The connection's timer fired.
+    fn timer(&mut self, cx: &mut Context<'_>);
     /// The peer's close frame arrived.
     fn peer_closed(&mut self, code: Option<u16>);
     /// A close frame with `code` was queued.
@@ -65,6 +67,9 @@ impl<S: Service<State = ()>> Events for S {
     }
     fn drain(&mut self, cx: &mut Context<'_>) {
         Service::drain(self, &mut (), cx)
+    }
+    fn timer(&mut self, cx: &mut Context<'_>) {
+        Service::timer(self, &mut (), cx)
     }
     fn peer_closed(&mut self, code: Option<u16>) {
         Service::peer_closed(self, &mut (), code)
@@ -141,6 +146,12 @@ impl<S: Service> Events for Bound<'_, S> {
     fn drain(&mut self, cx: &mut Context<'_>) {
         if let Some(st) = self.state.as_mut() {
             self.service.drain(st, cx);
+        }
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>) {
+        if let Some(st) = self.state.as_mut() {
+            self.service.timer(st, cx);
         }
     }
 

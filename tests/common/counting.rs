@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use zerows::server::{Config, Server, Stopper};
-use zerows::{Echo, Service};
+use zerows::{Echo, Handle, Service};
 
 struct Counting;
 
@@ -91,12 +91,29 @@ where
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         ..config
     };
+    let (addr, stop, _, t) = start_with_handle(config, service);
+    (addr, stop, t)
+}
+
+/// [`start_service`], with the server's push handle too.
+pub fn start_with_handle<S: Service + Send + 'static>(
+    config: Config,
+    service: S,
+) -> (SocketAddr, Stopper, Handle, JoinHandle<()>)
+where
+    S::State: Send,
+{
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        ..config
+    };
     let mut server = Server::bind(config, service).unwrap();
     let addr = server.local_addrs()[0];
     let stop = server.stopper();
+    let handle = server.handle();
     let t = std::thread::spawn(move || {
         COUNTED.with(|c| c.set(true));
         server.run().unwrap();
     });
-    (addr, stop, t)
+    (addr, stop, handle, t)
 }

@@ -111,6 +111,7 @@ fn run_tx<R>(wire: &mut Vec<u8>, f: impl FnOnce(&mut Tx<'_>) -> R) -> R {
         pool: &mut pool,
         max_backlog: usize::MAX,
         sent: Default::default(),
+        local: None,
     });
     out.extend_vec(&[], wire);
     r
@@ -146,6 +147,7 @@ impl<E: Events> Driver<E> {
                 pool: &mut self.pool,
                 max_backlog: self.max_backlog,
                 sent: Default::default(),
+                local: None,
             };
             let ok = pump(
                 &mut self.conn,

@@ -108,6 +108,7 @@ impl Driver {
                 pool: &mut self.pool,
                 max_backlog: usize::MAX,
                 sent: Default::default(),
+                local: None,
             };
             assert!(
                 pump(&mut self.conn, &mut self.rb, &mut tx, &self.s, &mut Echo, self.now),
@@ -128,6 +129,7 @@ impl Driver {
                 pool: &mut self.pool,
                 max_backlog: usize::MAX,
                 sent: Default::default(),
+                local: None,
             };
             self.conn.on_timeout(self.now, &mut tx, &self.s, &mut Echo);
             self.out.extend_vec(&[], &mut self.wire);

@@ -164,6 +164,7 @@ fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize)
                 pool: &mut r.pool,
                 max_backlog: backlog,
                 sent: Default::default(),
+                local: None,
             };
             assert!(pump(&mut r.conn, &mut r.rb, &mut tx, s, &mut r.svc, 1_000));
         }

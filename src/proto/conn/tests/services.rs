@@ -67,6 +67,9 @@ impl<S: Service> Events for Stateful<S> {
     fn drain(&mut self, cx: &mut Context<'_>) {
         self.bound().drain(cx)
     }
+    fn timer(&mut self, cx: &mut Context<'_>) {
+        self.bound().timer(cx)
+    }
     fn peer_closed(&mut self, code: Option<u16>) {
         self.bound().peer_closed(code)
     }

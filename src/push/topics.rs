@@ -1,0 +1,185 @@
+//! One loop's topics: which of its connections subscribe to what.
+//!
+//! Invariants: a topic exists while it has subscribers (an emptied topic is
+//! dropped, so a chat's rooms do not pile up). Its members are a dense list
+//! of slots, iterated as they are on every publish, with each slot's
+//! position kept beside it so unsubscribing is O(1) (swap-remove). Only
+//! connections that subscribe appear here: the others pay nothing, and a
+//! connection's topics are left when it is released. Nothing is allocated
+//! per publish.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use slab::Slab;
+
+struct Members {
+    name: Arc<str>,
+    slots: Vec<u32>,
+    /// Slot to its index in `slots`.
+    at: HashMap<u32, u32>,
+}
+
+/// The subscriptions of one loop's connections.
+#[derive(Default)]
+pub(crate) struct Topics {
+    by_name: HashMap<Arc<str>, usize>,
+    topics: Slab<Members>,
+    /// Slot to the topics it subscribes to.
+    of_slot: HashMap<u32, Vec<usize>>,
+}
+
+impl Topics {
+    /// Subscribe `slot` to the topic `name` (made from `shared` if given,
+    /// so a handle's name is not copied). Returns false if it already was.
+    pub fn subscribe(&mut self, name: &str, shared: Option<&Arc<str>>, slot: usize) -> bool {
+        let slot = slot as u32;
+        let t = match self.by_name.get(name) {
+            Some(&t) => t,
+            None => {
+                let name: Arc<str> = shared.cloned().unwrap_or_else(|| Arc::from(name));
+                let t = self.topics.insert(Members {
+                    name: name.clone(),
+                    slots: Vec::new(),
+                    at: HashMap::new(),
+                });
+                self.by_name.insert(name, t);
+                t
+            }
+        };
+        let m = &mut self.topics[t];
+        if m.at.contains_key(&slot) {
+            return false;
+        }
+        m.at.insert(slot, m.slots.len() as u32);
+        m.slots.push(slot);
+        self.of_slot.entry(slot).or_default().push(t);
+        true
+    }
+
+    /// Unsubscribe `slot` from `name`. Returns false if it was not.
+    pub fn unsubscribe(&mut self, name: &str, slot: usize) -> bool {
+        let Some(&t) = self.by_name.get(name) else {
+            return false;
+        };
+        let slot = slot as u32;
+        if !self.leave(t, slot) {
+            return false;
+        }
+        if let Some(list) = self.of_slot.get_mut(&slot) {
+            list.retain(|&x| x != t);
+            if list.is_empty() {
+                self.of_slot.remove(&slot);
+            }
+        }
+        true
+    }
+
+    /// Remove `slot` from topic `t`; drop the topic once empty.
+    fn leave(&mut self, t: usize, slot: u32) -> bool {
+        let m = &mut self.topics[t];
+        let Some(i) = m.at.remove(&slot) else {
+            return false;
+        };
+        m.slots.swap_remove(i as usize);
+        if let Some(&moved) = m.slots.get(i as usize) {
+            m.at.insert(moved, i);
+        }
+        if m.slots.is_empty() {
+            let m = self.topics.remove(t);
+            self.by_name.remove(&m.name);
+        }
+        true
+    }
+
+    /// The connection in `slot` is gone: leave all its topics.
+    pub fn release(&mut self, slot: usize) {
+        if self.of_slot.is_empty() {
+            return;
+        }
+        let slot = slot as u32;
+        if let Some(list) = self.of_slot.remove(&slot) {
+            for t in list {
+                self.leave(t, slot);
+            }
+        }
+    }
+
+    /// The subscribers of `name`, lent out for a publish (see
+    /// [`give_back`](Self::give_back)); `None` if it has none here.
+    pub fn lend(&mut self, name: &str) -> Option<(usize, Vec<u32>)> {
+        let &t = self.by_name.get(name)?;
+        Some((t, std::mem::take(&mut self.topics[t].slots)))
+    }
+
+    /// Return the list [`lend`](Self::lend) gave out. No one joins or
+    /// leaves a topic while its list is lent.
+    pub fn give_back(&mut self, t: usize, slots: Vec<u32>) {
+        self.topics[t].slots = slots;
+    }
+
+    /// Subscribers of `name` on this loop.
+    #[cfg(test)]
+    pub fn count(&self, name: &str) -> usize {
+        self.by_name
+            .get(name)
+            .map_or(0, |&t| self.topics[t].slots.len())
+    }
+
+    /// Topics with subscribers on this loop.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.topics.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribe_unsubscribe_release() {
+        let mut t = Topics::default();
+        assert!(t.subscribe("a", None, 1));
+        assert!(!t.subscribe("a", None, 1), "twice is once");
+        assert!(t.subscribe("a", None, 2));
+        assert!(t.subscribe("a", None, 3));
+        assert!(t.subscribe("b", None, 2));
+        assert_eq!((t.count("a"), t.count("b")), (3, 1));
+        assert!(t.unsubscribe("a", 1));
+        assert!(!t.unsubscribe("a", 1));
+        assert!(!t.unsubscribe("zzz", 1));
+        assert_eq!(t.count("a"), 2);
+        t.release(2);
+        assert_eq!((t.count("a"), t.count("b")), (1, 0));
+        assert_eq!(t.len(), 1, "an emptied topic is dropped");
+        let (i, slots) = t.lend("a").unwrap();
+        assert_eq!(slots, vec![3]);
+        t.give_back(i, slots);
+        t.release(3);
+        assert_eq!(t.len(), 0);
+        assert!(t.lend("a").is_none());
+        assert!(t.of_slot.is_empty());
+    }
+
+    #[test]
+    fn positions_survive_swap_removes() {
+        let mut t = Topics::default();
+        for s in 0..100 {
+            t.subscribe("x", None, s);
+        }
+        for s in (0..100).step_by(3) {
+            assert!(t.unsubscribe("x", s));
+        }
+        let (i, slots) = t.lend("x").unwrap();
+        let mut got = slots.clone();
+        t.give_back(i, slots);
+        got.sort();
+        let want: Vec<u32> = (0..100).filter(|s| s % 3 != 0).collect();
+        assert_eq!(got, want);
+        for s in want {
+            assert!(t.unsubscribe("x", s as usize));
+        }
+        assert_eq!(t.len(), 0);
+    }
+}

@@ -1,0 +1,352 @@
+//! Pushing from anywhere, against real clients: a handle reaches the loop
+//! that owns a connection (of several), refuses closed ids and a stopped
+//! server, closes connections; topics fan out over every loop and are
+//! left at close; timers fire and repeat; the loop's tick runs; a push
+//! never lands inside an echo under way.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message as WsMessage, WebSocket};
+use zerows::{
+    Builder, ConnId, Context, Delivery, Handle, Loop, Message, MessageKind, Prepared, PushError,
+    Request, Running, Service, Topic,
+};
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// Tells each client its id; takes commands as text:
+/// `sub T`, `unsub T`, `pub T text`, `after MS`, `every MS`, `cancel`.
+/// Binary messages are echoed zero-copy (to test pushes during echoes).
+struct Probe {
+    tick: Option<Duration>,
+}
+
+#[derive(Default)]
+struct St {
+    fired: u32,
+}
+
+impl Service for Probe {
+    type State = St;
+
+    fn started(&mut self, lp: &mut Loop<'_>) {
+        if let Some(t) = self.tick {
+            lp.tick_every(t);
+        }
+    }
+
+    fn tick(&mut self, lp: &mut Loop<'_>) {
+        let msg = Prepared::text(&format!("tick {}", lp.index()));
+        lp.broadcast(&msg);
+    }
+
+    fn open(&mut self, _req: &Request<'_>, cx: &mut Context<'_>) -> St {
+        let _ = cx.send_text(&format!("id {}", cx.id().as_u64()));
+        St::default()
+    }
+
+    fn message(&mut self, _st: &mut St, kind: MessageKind, _cx: &mut Context<'_>) -> Delivery {
+        match kind {
+            MessageKind::Binary => Delivery::Echo,
+            MessageKind::Text => Delivery::Collect,
+        }
+    }
+
+    fn whole(&mut self, _st: &mut St, msg: Message<'_>, cx: &mut Context<'_>) {
+        let Message::Text(t) = msg else { return };
+        let mut w = t.splitn(3, ' ');
+        let ok = match (w.next(), w.next(), w.next()) {
+            (Some("sub"), Some(topic), None) => cx.subscribe(topic),
+            (Some("unsub"), Some(topic), None) => cx.unsubscribe(topic),
+            (Some("pub"), Some(topic), Some(text)) => {
+                cx.publish(topic, Message::Text(text)).is_ok()
+            }
+            (Some("after"), Some(ms), None) => {
+                cx.timer_after(Duration::from_millis(ms.parse().unwrap()))
+            }
+            (Some("every"), Some(ms), None) => {
+                cx.timer_every(Duration::from_millis(ms.parse().unwrap()))
+            }
+            (Some("cancel"), None, None) => {
+                cx.cancel_timer();
+                true
+            }
+            _ => false,
+        };
+        let _ = cx.send_text(if ok { "ok" } else { "no" });
+    }
+
+    fn timer(&mut self, st: &mut St, cx: &mut Context<'_>) {
+        st.fired += 1;
+        let _ = cx.send_text(&format!("timer {}", st.fired));
+    }
+}
+
+fn start(loops: usize, tick: Option<Duration>) -> Running {
+    Builder::new()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(loops)
+        .start(move |_| Probe { tick })
+        .expect("start")
+}
+
+fn client(addr: SocketAddr) -> (Ws, ConnId) {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/")).expect("connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    let hello = text(&mut ws);
+    let id = hello
+        .strip_prefix("id ")
+        .expect("id first")
+        .parse()
+        .unwrap();
+    (ws, ConnId::from_u64(id))
+}
+
+fn text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().expect("read") {
+            WsMessage::Text(t) => return t.to_string(),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+fn command(ws: &mut Ws, c: &str) {
+    ws.send(WsMessage::text(c)).unwrap();
+    assert_eq!(text(ws), "ok", "{c}");
+}
+
+/// Until a `want`ed id has connected to each loop.
+fn clients_on_every_loop(addr: SocketAddr, loops: usize) -> Vec<(Ws, ConnId)> {
+    let mut out = Vec::new();
+    let mut seen = vec![false; loops];
+    for _ in 0..64 {
+        let (ws, id) = client(addr);
+        seen[(id.serial() % loops as u64) as usize] = true;
+        out.push((ws, id));
+        if seen.iter().all(|&s| s) && out.len() >= loops {
+            return out;
+        }
+    }
+    panic!("connections never reached every loop: {seen:?}");
+}
+
+fn stop(running: Running) {
+    running.handle().stop();
+    running.join().expect("loops stop cleanly");
+}
+
+#[test]
+fn a_handle_sends_to_the_right_loop_from_other_threads() {
+    let running = start(2, None);
+    let addr = running.local_addrs()[0];
+    let mut clients = clients_on_every_loop(addr, 2);
+    let handle = running.handle();
+    let threads: Vec<_> = clients
+        .iter()
+        .map(|(_, id)| {
+            let (h, id) = (handle.clone(), *id);
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    h.send_text(id, &format!("{} {i}", id.as_u64())).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for (ws, id) in &mut clients {
+        for i in 0..100 {
+            assert_eq!(text(ws), format!("{} {i}", id.as_u64()), "in order");
+        }
+    }
+    // A binary push, shared between two connections.
+    let p = Prepared::binary(&[1, 2, 3]);
+    for (_, id) in &clients {
+        handle.send(*id, &p).unwrap();
+    }
+    for (ws, _) in &mut clients {
+        assert_eq!(ws.read().unwrap(), WsMessage::binary(vec![1, 2, 3]));
+    }
+    drop(clients);
+    stop(running);
+}
+
+#[test]
+fn closed_and_unknown_ids_and_a_stopped_server_are_errors() {
+    let running = start(1, None);
+    let addr = running.local_addrs()[0];
+    let handle = running.handle();
+    let (mut ws, id) = client(addr);
+    assert_eq!(
+        handle.send_text(ConnId::from_u64(id.as_u64() + (1 << 30)), "x"),
+        Err(PushError::Closed),
+        "an id never given out"
+    );
+    assert_eq!(handle.close(id, 1005, ""), Err(PushError::Refused));
+    assert_eq!(
+        handle.close(id, 1000, &"x".repeat(124)),
+        Err(PushError::Refused)
+    );
+    handle.close(id, 4000, "bye").unwrap();
+    match ws.read().unwrap() {
+        WsMessage::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 4000);
+            assert_eq!(f.reason.as_str(), "bye");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    // The closing handshake completes; the id is then refused at once.
+    let _ = ws.read();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handle.send_text(id, "late") != Err(PushError::Closed) {
+        assert!(Instant::now() < deadline, "id still live after close");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.stop();
+    assert!(handle.is_stopped());
+    assert_eq!(handle.broadcast_text("x"), Err(PushError::Stopped));
+    running.join().unwrap();
+}
+
+#[test]
+fn topics_fan_out_over_every_loop_and_end_with_the_connection() {
+    let running = start(2, None);
+    let addr = running.local_addrs()[0];
+    let mut clients = clients_on_every_loop(addr, 2);
+    let (mut outsider, _) = client(addr);
+    for (ws, _) in &mut clients {
+        command(ws, "sub room");
+    }
+    // A callback's publish reaches subscribers on both loops, the
+    // publisher included, and no one else.
+    command(&mut outsider, "pub room hello");
+    for (ws, _) in &mut clients {
+        assert_eq!(text(ws), "hello");
+    }
+    // Through the handle, with a prepared topic and message.
+    let handle = running.handle();
+    let (topic, msg) = (Topic::new("room"), Prepared::text("from afar"));
+    handle.publish(&topic, &msg).unwrap();
+    for (ws, _) in &mut clients {
+        assert_eq!(text(ws), "from afar");
+    }
+    // Unsubscribe one by message, one through the handle; close a third.
+    let (mut a, a_id) = clients.remove(0);
+    command(&mut a, "unsub room");
+    let (mut b, b_id) = clients.remove(0);
+    handle.unsubscribe(b_id, &topic).unwrap();
+    handle.subscribe(b_id, &Topic::new("other")).unwrap();
+    for (ws, _) in clients.drain(..) {
+        drop(ws);
+    }
+    handle.publish(&topic, &Prepared::text("second")).unwrap();
+    handle.publish_text("other", "to b").unwrap();
+    assert_eq!(text(&mut b), "to b", "b left room before 'second'");
+    // Publishing is asynchronous: once a's loop has passed this marker, it
+    // has handled both publishes too (one inbox, in order), and a missed
+    // them.
+    handle.send_text(a_id, "marker").unwrap();
+    assert_eq!(text(&mut a), "marker");
+    command(&mut a, "sub other");
+    handle.publish_text("other", "both").unwrap();
+    assert_eq!(text(&mut a), "both");
+    assert_eq!(text(&mut b), "both");
+    // Broadcast reaches everyone, on every loop.
+    handle.broadcast_text("all").unwrap();
+    for ws in [&mut a, &mut b, &mut outsider] {
+        assert_eq!(text(ws), "all");
+    }
+    drop((a, b, outsider));
+    stop(running);
+}
+
+#[test]
+fn timers_fire_repeat_and_cancel() {
+    let running = start(1, None);
+    let addr = running.local_addrs()[0];
+    let (mut ws, _) = client(addr);
+    let t = Instant::now();
+    command(&mut ws, "after 50");
+    assert_eq!(text(&mut ws), "timer 1");
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    command(&mut ws, "every 20");
+    for n in 2..6 {
+        assert_eq!(text(&mut ws), format!("timer {n}"));
+    }
+    command(&mut ws, "cancel");
+    // At most one more may have been on its way with the answer.
+    ws.send(WsMessage::text("after 200")).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let m = text(&mut ws);
+        seen.push(m.clone());
+        if m == "ok" {
+            break;
+        }
+    }
+    assert!(seen.len() <= 2, "{seen:?}");
+    let last = text(&mut ws);
+    assert!(last.starts_with("timer "), "{last}");
+    drop(ws);
+    stop(running);
+}
+
+#[test]
+fn the_loop_tick_runs_on_every_loop() {
+    let running = start(2, Some(Duration::from_millis(30)));
+    let addr = running.local_addrs()[0];
+    let mut clients = clients_on_every_loop(addr, 2);
+    for (ws, id) in &mut clients {
+        let want = format!("tick {}", id.serial() % 2);
+        for _ in 0..3 {
+            assert_eq!(text(ws), want, "a loop ticks for its own connections");
+        }
+    }
+    drop(clients);
+    stop(running);
+}
+
+#[test]
+fn a_push_waits_for_an_echo_under_way() {
+    use std::io::{Read, Write};
+    let running = start(1, None);
+    let addr = running.local_addrs()[0];
+    let (ws, id) = client(addr);
+    let MaybeTlsStream::Plain(mut s) = ws.into_inner() else {
+        unreachable!()
+    };
+    // The first frame of a fragmented binary message: its echo begins.
+    let masked = |fin: bool, op: u8, data: &[u8]| {
+        let mut f = vec![
+            (u8::from(fin) << 7) | op,
+            0x80 | data.len() as u8,
+            0,
+            0,
+            0,
+            0,
+        ];
+        f.extend_from_slice(data);
+        f
+    };
+    s.write_all(&masked(false, 2, b"first")).unwrap();
+    let mut got = [0u8; 7];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x02\x05first");
+    let handle: Handle = running.handle();
+    handle.send_text(id, "pushed").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&masked(true, 0, b"last")).unwrap();
+    // The push follows the echo's last frame, never inside the message.
+    let mut rest = [0u8; 6 + 8];
+    s.read_exact(&mut rest).unwrap();
+    assert_eq!(&rest, b"\x80\x04last\x81\x06pushed");
+    drop(s);
+    stop(running);
+}
