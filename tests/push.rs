@@ -350,3 +350,126 @@ fn a_push_waits_for_an_echo_under_way() {
     drop(s);
     stop(running);
 }
+
+/// Subscribes every connection to "feed".
+struct Feed;
+
+impl Service for Feed {
+    type State = ();
+    fn open(&mut self, _req: &Request<'_>, cx: &mut Context<'_>) {
+        cx.subscribe("feed");
+    }
+}
+
+fn start_feed(slow: zerows::SlowPolicy) -> Running {
+    let config = zerows::Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        push_backlog: 64 << 10,
+        slow,
+        ..zerows::Config::default()
+    };
+    Builder::new().config(config).start(|_| Feed).unwrap()
+}
+
+/// Publish 200 messages of 64 KiB (13 MB in all: more than loopback's
+/// socket buffers hold) while one subscriber reads and one does not.
+/// Returns what the reader got, checked in order and whole.
+fn publish_past_a_stalled_subscriber(running: &Running) -> (Ws, Ws) {
+    let addr = running.local_addrs()[0];
+    let mut reader = connect_plain(addr);
+    let stalled = connect_plain(addr);
+    let handle = running.handle();
+    let topic = Topic::new("feed");
+    let t = Instant::now();
+    let reading = std::thread::spawn(move || {
+        for i in 0..200u32 {
+            match reader.read().expect("read") {
+                WsMessage::Binary(b) => {
+                    assert_eq!(b.len(), 64 << 10);
+                    assert_eq!(&b[..4], &i.to_be_bytes(), "in order, none skipped");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        reader
+    });
+    for i in 0..200u32 {
+        let mut p = vec![0u8; 64 << 10];
+        p[..4].copy_from_slice(&i.to_be_bytes());
+        // The publisher is never blocked by the stalled subscriber; a full
+        // inbox only means the loop is busy.
+        while handle.publish(&topic, &Prepared::binary(&p)) == Err(PushError::Full) {
+            std::thread::yield_now();
+        }
+    }
+    let reader = reading.join().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20));
+    (reader, stalled)
+}
+
+fn connect_plain(addr: SocketAddr) -> Ws {
+    let (ws, _) = tungstenite::connect(format!("ws://{addr}/")).expect("connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    ws
+}
+
+fn metric(addr: SocketAddr, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in metrics"))
+}
+
+#[test]
+fn a_slow_subscriber_is_skipped_and_counted_while_others_get_everything() {
+    let running = start_feed(zerows::SlowPolicy::Skip);
+    let addr = running.local_addrs()[0];
+    let (reader, mut stalled) = publish_past_a_stalled_subscriber(&running);
+    let skipped = metric(addr, "zerows_pushes_skipped_total ");
+    assert!(skipped > 0, "nothing skipped");
+    // The stalled one gets a prefix in order, then (after the gap) later
+    // messages, each whole; it stays open.
+    let mut last = None;
+    let mut got = 0;
+    while got + skipped < 200 {
+        match stalled.read().expect("read") {
+            WsMessage::Binary(b) => {
+                let i = u32::from_be_bytes(b[..4].try_into().unwrap());
+                assert!(last.is_none_or(|l| i > l), "in order");
+                assert_eq!(b.len(), 64 << 10);
+                last = Some(i);
+                got += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got + skipped, 200, "each message delivered or counted");
+    drop((reader, stalled));
+    stop(running);
+}
+
+#[test]
+fn a_slow_subscriber_is_closed_when_the_policy_says_so() {
+    let running = start_feed(zerows::SlowPolicy::Close(1013));
+    let (reader, mut stalled) = publish_past_a_stalled_subscriber(&running);
+    loop {
+        match stalled.read() {
+            Ok(WsMessage::Binary(_)) => continue,
+            Ok(WsMessage::Close(Some(f))) => {
+                assert_eq!(u16::from(f.code), 1013);
+                break;
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+    drop((reader, stalled));
+    stop(running);
+}

@@ -332,7 +332,7 @@ impl<'a> Context<'a> {
     }
 
     /// Start the closing handshake with `code` and `reason` (at most 123
-    /// bytes). Codes that may be sent: 1000–1003, 1007–1011, 3000–4999.
+    /// bytes). Codes that may be sent: 1000–1003, 1007–1014, 3000–4999.
     /// Nothing more can be sent after it.
     pub fn close(&mut self, code: u16, reason: &str) -> SendStatus {
         if !close_code::is_sendable(code) || reason.len() > frame::MAX_CONTROL_PAYLOAD - 2 {

@@ -100,10 +100,17 @@ pub mod close_code {
         matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
     }
 
+    /// The server is overloaded: try again later (IANA registry; the usual
+    /// close for a slow subscriber).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// A message broke the endpoint's policy.
+    pub const POLICY_VIOLATION: u16 = 1008;
+
     /// Whether a service may close with `code`: the codes a peer may send,
-    /// so every conforming peer accepts it.
+    /// plus the IANA-registered 1012 (service restart), 1013 (try again
+    /// later) and 1014 (bad gateway), which browsers take as they are.
     pub fn is_sendable(code: u16) -> bool {
-        is_valid_received(code)
+        is_valid_received(code) || matches!(code, 1012..=1014)
     }
 }
 
@@ -243,6 +250,8 @@ mod tests {
                 || (1007..=1011).contains(&c)
                 || (3000..=4999).contains(&c);
             assert_eq!(close_code::is_valid_received(c), expect, "code {c}");
+            let sendable = expect || (1012..=1014).contains(&c);
+            assert_eq!(close_code::is_sendable(c), sendable, "code {c}");
         }
     }
 }
