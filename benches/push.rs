@@ -16,13 +16,16 @@
 //! order, none lost. Run by `cargo bench` with no arguments it does a small
 //! run, to stay correct.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use zerows::{Builder, ConnId, Context, Prepared, PushError, Request, Service};
+
+#[path = "../tests/common/upgrade.rs"]
+mod upgrade;
 
 /// Tells each client its id (8 bytes, binary).
 struct Target;
@@ -35,25 +38,12 @@ impl Service for Target {
 }
 
 fn connect(addr: std::net::SocketAddr) -> (TcpStream, ConnId) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
-    let mut id = [0u8; 10];
-    s.read_exact(&mut id).unwrap();
+    let mut s = upgrade::upgrade(addr, Duration::from_secs(10));
+    let (op, id) = upgrade::read_frame(&mut s);
+    assert_eq!(op, 2);
     (
         s,
-        ConnId::from_u64(u64::from_be_bytes(id[2..].try_into().unwrap())),
+        ConnId::from_u64(u64::from_be_bytes(id.try_into().unwrap())),
     )
 }
 

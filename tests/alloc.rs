@@ -16,6 +16,8 @@ use zerows::{Context, Message, Request, Service};
 
 #[path = "common/counting.rs"]
 mod counting;
+#[path = "common/upgrade.rs"]
+mod upgrade;
 
 use counting::calls as allocs;
 
@@ -61,22 +63,7 @@ fn reply_to(text: bool, payload: &[u8]) -> Vec<u8> {
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.set_nodelay(true).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
+    upgrade::upgrade(addr, Duration::from_secs(20))
 }
 
 fn push_frame(out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8], key: [u8; 4]) {

@@ -3,7 +3,7 @@
 //! allocate nothing on the server's thread (the message is prepared once by
 //! the caller; the loop only shares its bytes).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use zerows::{ConnId, Context, Prepared, Request, Service, Topic};
 
 #[path = "common/counting.rs"]
 mod counting;
+#[path = "common/upgrade.rs"]
+mod upgrade;
 
 use counting::calls as allocs;
 
@@ -29,26 +31,12 @@ impl Service for Subscriber {
 const CLIENTS: usize = 200;
 
 fn connect(addr: SocketAddr) -> (TcpStream, ConnId) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
-    let mut id = [0u8; 10];
-    s.read_exact(&mut id).unwrap();
-    assert_eq!(&id[..2], &[0x82, 8]);
+    let mut s = upgrade::upgrade(addr, Duration::from_secs(10));
+    let (op, id) = upgrade::read_frame(&mut s);
+    assert_eq!(op, 2);
     (
         s,
-        ConnId::from_u64(u64::from_be_bytes(id[2..].try_into().unwrap())),
+        ConnId::from_u64(u64::from_be_bytes(id.try_into().unwrap())),
     )
 }
 

@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
+
+#[path = "common/upgrade.rs"]
+mod upgrade;
 use zerows::{
     Builder, Config, ConnId, Context, Delivery, MessageKind, PushError, Request, Service,
 };
@@ -174,39 +177,12 @@ impl Client {
 }
 
 /// Open and upgrade a connection; its first message is its id.
-fn open(addr: SocketAddr) -> (TcpStream, ConnId, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed during the upgrade");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = buf.split_off(end + 4);
-            assert!(buf.starts_with(b"HTTP/1.1 101 "));
-            buf = rest;
-            // The id message: a short text frame.
-            while buf.len() < 2 || buf.len() < 2 + (buf[1] & 0x7f) as usize {
-                let n = s.read(&mut chunk).unwrap();
-                assert!(n > 0);
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let len = (buf[1] & 0x7f) as usize;
-            let id: u64 = std::str::from_utf8(&buf[2..2 + len])
-                .unwrap()
-                .parse()
-                .unwrap();
-            let rest = buf.split_off(2 + len);
-            return (s, ConnId::from_u64(id), rest);
-        }
-    }
+fn open(addr: SocketAddr) -> (TcpStream, ConnId) {
+    let mut s = upgrade::upgrade(addr, Duration::from_secs(10));
+    let (op, id) = upgrade::read_frame(&mut s);
+    assert_eq!(op, 1);
+    let id = std::str::from_utf8(&id).unwrap().parse().unwrap();
+    (s, ConnId::from_u64(id))
 }
 
 /// Peak resident memory of this process, in KiB.
@@ -245,13 +221,13 @@ fn eight_threads_push_to_many_connections_while_they_echo_and_close() {
     let mut clients = Vec::new();
     let per_conn = size.pushes * size.senders as u64 / size.conns as u64;
     for i in 0..size.conns {
-        let (s, id, rest) = open(addr);
+        let (s, id) = open(addr);
         s.set_nonblocking(true).unwrap();
         let close_at = (i < size.closers).then(|| rng.below(per_conn.max(1)));
         clients.push(Client {
             stream: mio::net::TcpStream::from_std(s),
             id,
-            inbuf: rest,
+            inbuf: Vec::new(),
             out: Vec::new(),
             next: vec![0; size.senders],
             echoes: VecDeque::new(),
