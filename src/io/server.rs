@@ -15,12 +15,9 @@
 //!   same entry: `timed` says it has one, so others never look it up.
 //! * A full file table (EMFILE) pauses accepting for a moment instead of
 //!   spinning on a listener that stays readable.
-//! * Pushes: the inbox is emptied at the end of every turn (at most
-//!   `INBOX_BUDGET` commands, then the next poll does not block), after the
-//!   turn's I/O, so a push is written in the turn that woke for it. A
-//!   command names a connection by its full id and is dropped if that
-//!   connection is gone. A connection a fan-out finishes is released only
-//!   after the fan-out, so a topic's member list never changes under it.
+//! * Pushes: the inbox is emptied at the end of every turn, after the
+//!   turn's I/O, so a push is written in the turn that woke for it (see
+//!   `server/inbox.rs`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -35,12 +32,18 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::buffer::Pool;
-use crate::conn::{millis, Millis, Settings};
+use crate::conn::{millis, Millis};
 use crate::conn_id::{ConnId, MAX_SLOTS};
 use crate::error::HandshakeError;
-use crate::push::{Command, Handle, Inbox, Live, Loop, Mailbox, Prepared, SlowPolicy, Topic};
+use crate::push::{Command, Handle, Inbox, Live, Loop, Mailbox};
 use crate::service::Service;
 use crate::session::{Progress, Session, Shared};
+
+mod config;
+mod inbox;
+
+pub use config::Config;
+use inbox::Staged;
 
 const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX - 1024;
@@ -48,108 +51,6 @@ const LISTENER_BASE: usize = usize::MAX - 1024;
 const ACCEPT_BATCH: usize = 256;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Most inbox commands one turn carries out.
-const INBOX_BUDGET: usize = 4096;
-
-/// Everything the server needs to know.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Addresses to listen on.
-    pub listen: Vec<SocketAddr>,
-    /// Protocol settings of every connection.
-    pub settings: Settings,
-    /// Bytes of each pooled read buffer.
-    pub read_buffer: usize,
-    /// Bytes of each pooled backlog block.
-    pub write_buffer: usize,
-    /// Most unsent bytes one connection may hold before it is no longer
-    /// read. Above the largest message, so a client that writes a whole
-    /// message before reading its echo still gets it back.
-    pub max_backlog: usize,
-    /// Idle buffers of each kind the pools keep for reuse.
-    pub pool_idle: usize,
-    /// Past this many open connections new upgrades get 503.
-    pub max_connections: usize,
-    /// Reads per connection per readiness event before yielding.
-    pub read_budget: usize,
-    /// How long output may wait on a peer that reads nothing before the
-    /// connection is dropped.
-    pub stall_timeout: Duration,
-    /// On stop, how long to wait for close handshakes and pending echoes.
-    pub shutdown_timeout: Duration,
-    /// Depth of the accept queue of listeners the server binds.
-    pub listen_backlog: i32,
-    /// Commands each loop's inbox holds (pushes from a
-    /// [`Handle`](crate::Handle) waiting for the loop); past it a push
-    /// fails with [`PushError::Full`](crate::PushError::Full).
-    pub inbox: usize,
-    /// A pushed message (a handle's send, a publish, a broadcast) finding
-    /// more unsent bytes than this on a connection meets `slow`.
-    pub push_backlog: usize,
-    /// What a push does to such a slow connection.
-    pub slow: SlowPolicy,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
-            settings: Settings::default(),
-            read_buffer: 64 << 10,
-            write_buffer: 64 << 10,
-            max_backlog: (16 << 20) + (1 << 20),
-            pool_idle: 1024,
-            max_connections: 100_000,
-            read_budget: 4,
-            stall_timeout: Duration::from_secs(30),
-            shutdown_timeout: Duration::from_secs(10),
-            listen_backlog: 4096,
-            inbox: 8192,
-            push_backlog: 1 << 20,
-            slow: SlowPolicy::Skip,
-        }
-    }
-}
-
-impl Config {
-    /// Check the sizes fit together.
-    pub fn validate(&self) -> Result<(), String> {
-        let head = self.settings.handshake.max_header_bytes;
-        let need = crate::buffer::HEADROOM
-            + (self.settings.chunk_size + crate::conn::CHUNK_SLACK).max(head + 1);
-        if self.read_buffer < need {
-            return Err(format!(
-                "read buffer ({} B) must hold a whole echo chunk ({} B) or request head ({} B): at least {need} B",
-                self.read_buffer, self.settings.chunk_size, head
-            ));
-        }
-        let extra = crate::session::Shared::<()>::extra();
-        if self.max_backlog < self.read_buffer + extra {
-            return Err(format!(
-                "backlog limit ({} B) must be at least the read buffer plus {extra} B",
-                self.max_backlog
-            ));
-        }
-        if self.write_buffer < 1024 {
-            return Err("write buffer must be at least 1024 B".into());
-        }
-        if self.max_connections > MAX_SLOTS {
-            return Err(format!("at most {MAX_SLOTS} connections per event loop"));
-        }
-        if self.inbox == 0 {
-            return Err("the inbox must hold at least one command".into());
-        }
-        if let SlowPolicy::Close(code) = self.slow {
-            if !crate::close_code::is_sendable(code) {
-                return Err(format!("close code {code} may not be sent"));
-            }
-        }
-        if self.settings.handshake.subprotocols.len() > usize::from(u8::MAX) {
-            return Err("at most 255 subprotocols".into());
-        }
-        Ok(())
-    }
-}
 
 /// One connection's slab slot. Every byte here is paid by every idle
 /// connection (and twice over by the slab's growth), hence the 32-bit timer.
@@ -221,8 +122,9 @@ pub struct Server<S: Service> {
     live: Arc<Live>,
     /// The inbox had more than one turn's budget.
     inbox_more: bool,
-    /// Connections a fan-out finished, released after it.
-    doomed: Vec<usize>,
+    /// Pushes of this turn, written one `writev` per connection (see
+    /// `inbox`).
+    staged: Vec<Staged>,
 }
 
 impl<S: Service> Server<S> {
@@ -300,7 +202,7 @@ impl<S: Service> Server<S> {
             inbox_tx: tx,
             live,
             inbox_more: false,
-            doomed: Vec::new(),
+            staged: Vec::new(),
         };
         let handle = Handle::new(1);
         handle.register(0, server.mailbox());
@@ -705,121 +607,6 @@ impl<S: Service> Server<S> {
                 p = if q == Progress::Idle { p } else { q };
             }
             self.schedule(key, p);
-        }
-    }
-
-    /// The service's loop-wide tick, when due.
-    fn run_tick(&mut self) {
-        let now = self.shared.now;
-        if !self.shared.local.tick.fire(now) {
-            return;
-        }
-        let mut lp = Loop {
-            local: &mut self.shared.local,
-            now,
-        };
-        self.shared.service.tick(&mut lp);
-        self.run_queued();
-    }
-
-    /// Carry out what a tick (or `started`) queued for this loop.
-    fn run_queued(&mut self) {
-        if self.shared.local.queued.is_empty() {
-            return;
-        }
-        let mut queued = std::mem::take(&mut self.shared.local.queued);
-        for cmd in queued.drain(..) {
-            self.apply(cmd);
-        }
-        self.shared.local.queued = queued;
-    }
-
-    /// Carry out what the inbox holds, up to the turn's budget.
-    fn run_inbox(&mut self) {
-        self.inbox.turn_ends();
-        for _ in 0..INBOX_BUDGET {
-            let Some(cmd) = self.inbox.next() else {
-                self.inbox_more = false;
-                return;
-            };
-            self.apply(cmd);
-        }
-        self.inbox_more = true;
-    }
-
-    /// The slot of the connection `id` names, if it is still there.
-    fn slot_of(&self, id: ConnId) -> Option<usize> {
-        let key = id.slot();
-        let e = self.conns.get(key)?;
-        (e.session.core().id() == id).then_some(key)
-    }
-
-    fn apply(&mut self, cmd: Command) {
-        match cmd {
-            Command::Send(id, msg) => {
-                if let Some(key) = self.slot_of(id) {
-                    let e = &mut self.conns[key];
-                    let p = e.session.push(&mut e.stream, &mut self.shared, &msg);
-                    self.schedule(key, p);
-                }
-            }
-            Command::Close(id, code, reason) => {
-                if let Some(key) = self.slot_of(id) {
-                    let e = &mut self.conns[key];
-                    let p = e
-                        .session
-                        .close_with(&mut e.stream, &mut self.shared, code, &reason);
-                    self.schedule(key, p);
-                }
-            }
-            Command::Subscribe(id, topic) => {
-                if let Some(key) = self.slot_of(id) {
-                    let t = &mut self.shared.local.topics;
-                    t.subscribe(topic.name(), Some(topic.shared()), key);
-                }
-            }
-            Command::Unsubscribe(id, topic) => {
-                if let Some(key) = self.slot_of(id) {
-                    self.shared.local.topics.unsubscribe(topic.name(), key);
-                }
-            }
-            Command::Publish(topic, msg) => self.publish(&topic, &msg),
-            Command::Broadcast(msg) => self.broadcast(&msg),
-        }
-    }
-
-    /// Write `msg` to `key`; a connection it finishes waits in `doomed`.
-    fn push_to(&mut self, key: usize, msg: &Prepared) {
-        let Some(e) = self.conns.get_mut(key) else {
-            return;
-        };
-        match e.session.push(&mut e.stream, &mut self.shared, msg) {
-            Progress::Done => self.doomed.push(key),
-            p => self.schedule(key, p),
-        }
-    }
-
-    fn publish(&mut self, topic: &Topic, msg: &Prepared) {
-        let Some((t, members)) = self.shared.local.topics.lend(topic.name()) else {
-            return;
-        };
-        for &slot in &members {
-            self.push_to(slot as usize, msg);
-        }
-        self.shared.local.topics.give_back(t, members);
-        self.release_doomed();
-    }
-
-    fn broadcast(&mut self, msg: &Prepared) {
-        for key in 0..self.conns.capacity() {
-            self.push_to(key, msg);
-        }
-        self.release_doomed();
-    }
-
-    fn release_doomed(&mut self) {
-        while let Some(key) = self.doomed.pop() {
-            self.schedule(key, Progress::Done);
         }
     }
 }

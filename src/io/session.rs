@@ -20,18 +20,18 @@
 //! * A short read means the socket is drained (edge-triggered readiness will
 //!   report new bytes), so no second read is spent just to see `WouldBlock`.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use crate::buffer::{Backlog, MsgPool, Pool, ReadBuf};
 use crate::conn::Route;
 use crate::conn::{millis, Conn, Millis, Settings, State};
 use crate::conn_id::ConnId;
-use crate::context::{Sink, Tx};
+use crate::context::Tx;
 use crate::events::{Bound, Events};
 use crate::metrics::{Gauges, Metrics};
-use crate::output::{Output, CORE_SCRATCH, MAX_SEGS};
-use crate::push::{Local, Prepared, SlowPolicy};
+use crate::output::{Output, CORE_SCRATCH};
+use crate::push::{Local, SlowPolicy};
 use crate::service::Service;
 
 /// Backlog slices offered to one `writev` (the rest waits for the next).
@@ -380,89 +380,6 @@ impl<St> Session<St> {
         self.act(io, sh, |c, out, s, h, now| c.close(code, out, s, h, now))
     }
 
-    /// Close from our side with `code` and `reason`, as a service would
-    /// (a handle's close).
-    pub fn close_with<T: Transport, S: Service<State = St>>(
-        &mut self,
-        io: &mut T,
-        sh: &mut Shared<S>,
-        code: u16,
-        reason: &str,
-    ) -> Progress {
-        self.act(io, sh, |c, tx, s, h, now| {
-            c.callback(tx, s, h, now, |_, cx| {
-                let _ = cx.close(code, reason);
-            })
-        })
-    }
-
-    /// The connection's timer is due: run the service's callback.
-    pub fn on_timer<T: Transport, S: Service<State = St>>(
-        &mut self,
-        io: &mut T,
-        sh: &mut Shared<S>,
-    ) -> Progress {
-        self.act(io, sh, |c, tx, s, h, now| {
-            c.callback(tx, s, h, now, |h, cx| h.timer(cx))
-        })
-    }
-
-    /// Write a message pushed from outside the connection's callbacks (a
-    /// handle's send, a publish, a broadcast), straight from its shared
-    /// frame; only what the socket does not take is copied. A connection
-    /// not open takes nothing; one past the push limit gets the slow
-    /// policy.
-    pub fn push<T: Transport, S: Service<State = St>>(
-        &mut self,
-        io: &mut T,
-        sh: &mut Shared<S>,
-        msg: &Prepared,
-    ) -> Progress {
-        if self.state.is_none() || self.core.state() != State::Open {
-            return Progress::Idle;
-        }
-        let frame = msg.frame();
-        let unsent = self.backlog.len();
-        if unsent > sh.push_limit || unsent + frame.len() > sh.max_backlog {
-            return match sh.slow {
-                SlowPolicy::Skip => {
-                    sh.metrics.pushes_skipped += 1;
-                    Progress::Idle
-                }
-                SlowPolicy::Close(code) => self.close(io, sh, code),
-            };
-        }
-        sh.metrics.pushes += 1;
-        if self.core.is_echoing() {
-            // Held behind the echo by the core, like a callback's send.
-            return self.act(io, sh, |c, tx, s, h, now| {
-                c.callback(tx, s, h, now, |_, cx| {
-                    let _ = cx.send_prepared(msg);
-                })
-            });
-        }
-        sh.out.clear();
-        let mut wire = Wire::new(
-            io,
-            &mut self.backlog,
-            &mut sh.write_pool,
-            &mut self.writable,
-            &mut self.clock,
-            sh.now,
-        );
-        let r = wire.send(&sh.out, &[], &[frame]);
-        let sent = crate::context::Sent {
-            messages: 1,
-            bytes: msg.payload().len() as u64,
-            dropped: 0,
-        };
-        wire.account(&mut sh.metrics, sent);
-        if r.is_err() {
-            return Progress::Done;
-        }
-        self.after_io(io, sh, Progress::Idle)
-    }
-
     /// Answer the request with an HTTP error once its head is in (the
     /// server is full); see [`Conn::refuse_when_read`].
     pub fn refuse_when_read(&mut self, err: crate::error::HandshakeError) {
@@ -640,172 +557,10 @@ impl<St> Session<St> {
     }
 }
 
-/// One connection's way out: its socket and backlog, for one pass. Also
-/// the [`Sink`] through which a service's large sends leave at once.
-struct Wire<'a, T> {
-    io: &'a mut T,
-    backlog: &'a mut Backlog,
-    pool: &'a mut Pool,
-    writable: &'a mut bool,
-    /// The session's stall clock (see `Session::clock`).
-    clock: &'a mut Millis,
-    now: Millis,
-    /// Bytes written, for the metrics.
-    wire_out: u64,
-    /// The socket failed: nothing more goes out.
-    failed: bool,
-}
+mod push;
+mod wire;
 
-impl<'a, T: Transport> Wire<'a, T> {
-    fn new(
-        io: &'a mut T,
-        backlog: &'a mut Backlog,
-        pool: &'a mut Pool,
-        writable: &'a mut bool,
-        clock: &'a mut Millis,
-        now: Millis,
-    ) -> Self {
-        Wire {
-            io,
-            backlog,
-            pool,
-            writable,
-            clock,
-            now,
-            wire_out: 0,
-            failed: false,
-        }
-    }
-
-    /// Add what went out to the loop's counters: wire bytes, and the
-    /// messages and payload bytes the service sent.
-    fn account(&self, m: &mut Metrics, sent: crate::context::Sent) {
-        m.wire_out += self.wire_out;
-        m.messages_out += sent.messages;
-        m.payload_out += sent.bytes;
-        m.sends_dropped += sent.dropped;
-    }
-
-    /// Write the backlog, then `out` (over `input`), then `tail`, in one
-    /// `writev`; keep what the socket does not take in the backlog.
-    fn send(&mut self, out: &Output, input: &[u8], tail: &[&[u8]]) -> Result<(), ()> {
-        if self.failed {
-            return Err(());
-        }
-        if out.is_empty() && tail.is_empty() && self.backlog.is_empty() {
-            return Ok(());
-        }
-        let mut written = 0;
-        if *self.writable {
-            let mut iov =
-                [IoSlice::new(&[]); MAX_SEGS + BACKLOG_IOV + crate::context::MAX_PARTS + 1];
-            let mut n = self.backlog.io_slices(&mut iov[..BACKLOG_IOV]);
-            // Only once the backlog fits entirely in this writev may new
-            // output follow it, or bytes would go out of order.
-            let backlog_whole =
-                n < BACKLOG_IOV || self.backlog.len() <= iov[..n].iter().map(|s| s.len()).sum();
-            if backlog_whole {
-                n += out.io_slices(input, &mut iov[n..n + MAX_SEGS]);
-                for t in tail.iter().filter(|t| !t.is_empty()) {
-                    iov[n] = IoSlice::new(t);
-                    n += 1;
-                }
-            }
-            let total: usize = iov[..n].iter().map(|s| s.len()).sum();
-            if total > 0 {
-                loop {
-                    match self.io.write_vectored(&iov[..n]) {
-                        Ok(k) => {
-                            self.wire_out += k as u64;
-                            written = k;
-                            break;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(_) => {
-                            self.failed = true;
-                            return Err(());
-                        }
-                    }
-                }
-            }
-            self.wrote(written, total);
-        }
-        let k = written.min(self.backlog.len());
-        self.backlog.consume(k, self.pool);
-        written -= k;
-        let segs = out.segs().iter().map(|&seg| out.bytes(seg, input));
-        for b in segs.chain(tail.iter().copied()) {
-            if written >= b.len() {
-                written -= b.len();
-                continue;
-            }
-            let rest = &b[written..];
-            written = 0;
-            self.backlog.push(rest, self.pool);
-        }
-        self.write_backlog()
-    }
-
-    /// Write the backlog for as long as the socket takes it whole: a
-    /// `writev` offers at most BACKLOG_IOV blocks, and a socket that took
-    /// them all may take more with no writable edge to say so.
-    fn write_backlog(&mut self) -> Result<(), ()> {
-        while *self.writable && !self.backlog.is_empty() {
-            let mut iov = [IoSlice::new(&[]); BACKLOG_IOV];
-            let n = self.backlog.io_slices(&mut iov);
-            let total: usize = iov[..n].iter().map(|s| s.len()).sum();
-            let written = loop {
-                match self.io.write_vectored(&iov[..n]) {
-                    Ok(k) => {
-                        self.wire_out += k as u64;
-                        break k;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
-                    Err(_) => {
-                        self.failed = true;
-                        return Err(());
-                    }
-                }
-            };
-            self.wrote(written, total);
-            self.backlog.consume(written, self.pool);
-        }
-        Ok(())
-    }
-
-    /// Account for a write of `written` of `total` bytes: a short write
-    /// means the socket is full until the next writable edge, and starts the
-    /// stall clock unless it is already running; any progress stops it.
-    fn wrote(&mut self, written: usize, total: usize) {
-        if written > 0 {
-            *self.clock = 0;
-        }
-        if written < total {
-            *self.writable = false;
-            if *self.clock == 0 {
-                *self.clock = self.now;
-            }
-        }
-    }
-}
-
-impl<T: Transport> Sink for Wire<'_, T> {
-    fn unsent(&self) -> usize {
-        self.backlog.len()
-    }
-
-    fn flush(&mut self, out: &mut Output, input: &[u8], tail: &[&[u8]]) {
-        // A failure is remembered and ends the connection after the pass.
-        let _ = self.send(out, input, tail);
-        out.clear();
-    }
-
-    fn is_broken(&self) -> bool {
-        self.failed
-    }
-}
+use wire::Wire;
 
 #[cfg(test)]
 mod tests;

@@ -105,17 +105,11 @@ impl Topics {
         }
     }
 
-    /// The subscribers of `name`, lent out for a publish (see
-    /// [`give_back`](Self::give_back)); `None` if it has none here.
-    pub fn lend(&mut self, name: &str) -> Option<(usize, Vec<u32>)> {
-        let &t = self.by_name.get(name)?;
-        Some((t, std::mem::take(&mut self.topics[t].slots)))
-    }
-
-    /// Return the list [`lend`](Self::lend) gave out. No one joins or
-    /// leaves a topic while its list is lent.
-    pub fn give_back(&mut self, t: usize, slots: Vec<u32>) {
-        self.topics[t].slots = slots;
+    /// The slots subscribed to `name` on this loop.
+    pub fn members(&self, name: &str) -> &[u32] {
+        self.by_name
+            .get(name)
+            .map_or(&[], |&t| &self.topics[t].slots)
     }
 
     /// Subscribers of `name` on this loop.
@@ -153,12 +147,10 @@ mod tests {
         t.release(2);
         assert_eq!((t.count("a"), t.count("b")), (1, 0));
         assert_eq!(t.len(), 1, "an emptied topic is dropped");
-        let (i, slots) = t.lend("a").unwrap();
-        assert_eq!(slots, vec![3]);
-        t.give_back(i, slots);
+        assert_eq!(t.members("a"), &[3]);
         t.release(3);
         assert_eq!(t.len(), 0);
-        assert!(t.lend("a").is_none());
+        assert!(t.members("a").is_empty());
         assert!(t.of_slot.is_empty());
     }
 
@@ -171,9 +163,7 @@ mod tests {
         for s in (0..100).step_by(3) {
             assert!(t.unsubscribe("x", s));
         }
-        let (i, slots) = t.lend("x").unwrap();
-        let mut got = slots.clone();
-        t.give_back(i, slots);
+        let mut got = t.members("x").to_vec();
         got.sort();
         let want: Vec<u32> = (0..100).filter(|s| s % 3 != 0).collect();
         assert_eq!(got, want);

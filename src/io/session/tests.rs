@@ -10,6 +10,7 @@ use crate::conn_id::ConnId;
 use crate::frame::{self, opcode, Role};
 use crate::service::{Echo, Service};
 use crate::testutil::{client_frame, request};
+use std::io::IoSlice;
 
 /// A fake socket. `accept` is how many more bytes writes may take (then
 /// `WouldBlock`); reads hand out at most `read_chunk` bytes at a time.
