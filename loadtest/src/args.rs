@@ -39,6 +39,9 @@ pub enum Command {
     Idle(IdleArgs),
     /// Run the same matrix against zerows and the peer servers.
     Compare(crate::compare::CompareArgs),
+    /// Open N subscribers of one room, publish from one of them, and time
+    /// each message until every subscriber has it (chat-like servers).
+    Fanout(crate::fanout::FanoutArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]

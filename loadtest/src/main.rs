@@ -1,5 +1,6 @@
 //! zerows-loadtest: a verifying load generator for WebSocket echo (and JSON
-//! reply) servers, and a harness comparing zerows with reference servers.
+//! reply) servers, a fan-out (publish to N subscribers) measurement for
+//! chat-like servers, and a harness comparing zerows with reference servers.
 //!
 //! Invariants: only loopback targets are ever contacted (checked when the URL
 //! is parsed); every run ends on its own (all loops are bounded in count and
@@ -9,6 +10,7 @@
 mod args;
 mod client;
 mod compare;
+mod fanout;
 mod handshake;
 mod limits;
 mod payload;
@@ -20,6 +22,7 @@ mod rng;
 mod run;
 mod socket;
 mod stats;
+mod strace;
 mod target;
 mod window;
 mod worker;
@@ -39,6 +42,7 @@ fn with_default_subcommand() -> Vec<std::ffi::OsString> {
         "run",
         "idle",
         "compare",
+        "fanout",
         "help",
         "-h",
         "--help",
@@ -98,6 +102,35 @@ fn main() -> ExitCode {
                 } else {
                     ExitCode::SUCCESS
                 }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Fanout(a) => match fanout::fanout(&a) {
+            Ok(s) => {
+                if !a.quiet {
+                    print!("{}", s.table());
+                }
+                if let Some(p) = &a.json {
+                    if let Err(e) = report::write_json(p, &s) {
+                        eprintln!("error: {}", fanout::FanoutError::Output(p.clone(), e));
+                        return ExitCode::from(2);
+                    }
+                }
+                if s.failed() {
+                    if s.error_total == 0 {
+                        eprintln!("error: not every measured message reached every subscriber");
+                    } else if a.quiet {
+                        eprintln!(
+                            "error: {}",
+                            s.first_error.as_deref().unwrap_or("the run had errors")
+                        );
+                    }
+                    return ExitCode::from(1);
+                }
+                ExitCode::SUCCESS
             }
             Err(e) => {
                 eprintln!("error: {e}");

@@ -20,11 +20,16 @@ fn parse_status(text: &str, field: &str) -> Option<u64> {
 
 /// User plus system CPU seconds of a process (/proc/PID/stat fields 14, 15).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU seconds of a process, apart.
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
 
-fn parse_stat(text: &str) -> Option<f64> {
+fn parse_stat(text: &str) -> Option<(f64, f64)> {
     // The command name may hold spaces and parentheses; fields resume after
     // the last ')'. utime is then the 12th field, stime the 13th.
     let rest = &text[text.rfind(')')? + 1..];
@@ -34,7 +39,7 @@ fn parse_stat(text: &str) -> Option<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    Some((utime + stime) as f64 / hz)
+    Some((utime as f64 / hz, stime as f64 / hz))
 }
 
 /// This process's CPU seconds (user + system), all threads.
@@ -60,7 +65,7 @@ mod tests {
         assert_eq!(parse_status(s, "VmSwap"), None);
         let st = "12 (a) b) S 1 2 3 4 5 6 7 8 9 10 300 200 0 0";
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        assert_eq!(parse_stat(st), Some(500.0 / hz));
+        assert_eq!(parse_stat(st), Some((300.0 / hz, 200.0 / hz)));
     }
 
     #[test]
@@ -68,6 +73,8 @@ mod tests {
         let me = std::process::id();
         assert!(status_bytes(me, "VmRSS").unwrap() > 0);
         assert!(cpu_seconds(me).is_some());
+        let (user, system) = cpu_split(me).unwrap();
+        assert!(user >= 0.0 && system >= 0.0);
         assert!(self_cpu_seconds() >= 0.0);
     }
 }

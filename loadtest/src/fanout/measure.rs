@@ -1,0 +1,226 @@
+//! The fan-out measurement from start to end: connect every subscriber,
+//! publish readiness messages until one reaches everyone, warm up, publish
+//! the measured messages one at a time, close, and summarise.
+//!
+//! Invariants: the phases run in that order, a message is published only
+//! when the previous one has reached everyone (or the run has failed), and
+//! once the run has failed the phases left before the close are skipped
+//! (the close always runs). Nothing is measured unless the readiness check
+//! passed; latencies come only from messages that reached every subscriber,
+//! counted from just before the publication is written; the server's
+//! figures (CPU, memory, system calls) cover the measured messages only.
+
+use std::time::Instant;
+
+use mio::{Events, Poll};
+use zerows::frame::{opcode, MAX_HEADER};
+
+use super::connection::MAX_RESPONSE;
+use super::event_loop::{Fan, Wait, EVENTS};
+use super::summary::{Call, Spread, Syscalls};
+use super::tally::Tally;
+use super::{FanoutArgs, FanoutError, FanoutSummary};
+use crate::procfs;
+use crate::report::ServerSample;
+use crate::rng::Rng;
+use crate::stats::Errors;
+use crate::strace;
+use crate::worker::Clock;
+
+/// Run the fan-out measurement.
+pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
+    args.validate()?;
+    let n = args.subscribers;
+    let need = u64::from(n) + 32;
+    let limit = crate::limits::raise_nofile(u64::from(n));
+    if limit < need {
+        return Err(FanoutError::Files(limit, need));
+    }
+    let epoch = Instant::now();
+    let clock = Clock::new(epoch);
+    let seed = args
+        .seed
+        .unwrap_or_else(|| Rng::from_entropy(0x0fa0).next_u64());
+    let mut fan = Fan {
+        poll: Poll::new().map_err(|e| FanoutError::Io("epoll", e))?,
+        events: Events::with_capacity(EVENTS),
+        subs: Vec::with_capacity(n as usize),
+        buf: vec![0u8; 64 * 1024 + MAX_RESPONSE.max(args.size + MAX_HEADER)].into_boxed_slice(),
+        clock,
+        rng: Rng::new(seed),
+        target: args.url.clone(),
+        t: Tally {
+            n,
+            size: args.size,
+            opcode: if args.binary {
+                opcode::BINARY
+            } else {
+                opcode::TEXT
+            },
+            published: 0,
+            strict_from: u64::MAX,
+            current: u64::MAX,
+            count: 0,
+            at_median: 0,
+            at_last: 0,
+            delivered: 0,
+            pending: 0,
+            open: 0,
+            closed_clean: 0,
+            errors: Errors::default(),
+            first_error: None,
+        },
+        quiet: args.quiet,
+    };
+    let timeout_ns = (args.timeout * 1e9) as u64;
+
+    fan.say(format_args!(
+        "connecting {n} subscribers to {}",
+        args.url.addr
+    ));
+    fan.connect(n, (args.connect_timeout * 1e9) as u64, !args.no_spread)?;
+    let connect_seconds = epoch.elapsed().as_secs_f64();
+    let connections_made = fan.t.open as u64;
+
+    // Readiness: until one message reaches everyone.
+    let mut ready_rounds = 0;
+    let mut ready = false;
+    if !fan.t.failed() {
+        fan.say(format_args!(
+            "{connections_made} connected in {connect_seconds:.2} s; checking subscriptions"
+        ));
+        while ready_rounds < args.ready_rounds && !ready {
+            ready_rounds += 1;
+            let (seq, _) = fan.publish();
+            match fan.wait(seq, timeout_ns, true)? {
+                Wait::All => ready = true,
+                Wait::Stalled | Wait::TimedOut => {}
+                Wait::Failed => break,
+            }
+        }
+        if !ready && !fan.t.failed() {
+            let (got, rounds) = (fan.t.count, ready_rounds);
+            fan.t.errors.unanswered += u64::from(n - got);
+            fan.t.note(|| {
+                format!("after {rounds} readiness messages the last reached only {got} of {n} subscribers (not subscribed?)")
+            });
+        }
+    }
+    fan.t.strict_from = fan.t.published;
+
+    // Warm-up, then the measured messages.
+    let mut last = Vec::with_capacity(args.messages as usize);
+    let mut median = Vec::with_capacity(args.messages as usize);
+    let mut server = None;
+    let mut syscalls = None;
+    let (mut cpu0, mut cpu1, mut measured_seconds, mut delivered0) = (0.0, 0.0, 0.0, 0);
+    let (mut split0, mut split1) = (None, None);
+    if ready {
+        for _ in 0..args.warmup {
+            let (seq, _) = fan.publish();
+            match fan.wait(seq, timeout_ns, false)? {
+                Wait::All => {}
+                Wait::TimedOut => fan.timed_out(seq, args.timeout),
+                Wait::Stalled | Wait::Failed => {}
+            }
+            if fan.t.failed() {
+                break;
+            }
+        }
+    }
+    if ready && !fan.t.failed() {
+        let tracer = match (args.strace, args.server_pid) {
+            (true, Some(pid)) => Some(strace::attach(pid).map_err(FanoutError::Strace)?),
+            _ => None,
+        };
+        fan.say(format_args!(
+            "ready after {ready_rounds} readiness message(s); measuring {} messages",
+            args.messages
+        ));
+        delivered0 = fan.t.delivered;
+        split0 = args.server_pid.and_then(procfs::cpu_split);
+        server = args
+            .server_pid
+            .map(|pid| ServerSample::begin(pid, delivered0));
+        cpu0 = procfs::self_cpu_seconds();
+        let t0 = Instant::now();
+        for _ in 0..args.messages {
+            let (seq, sent) = fan.publish();
+            match fan.wait(seq, timeout_ns, false)? {
+                Wait::All => {
+                    last.push(fan.t.at_last.saturating_sub(sent));
+                    median.push(fan.t.at_median.saturating_sub(sent));
+                }
+                Wait::TimedOut => fan.timed_out(seq, args.timeout),
+                Wait::Stalled | Wait::Failed => {}
+            }
+            if fan.t.failed() {
+                break;
+            }
+        }
+        measured_seconds = t0.elapsed().as_secs_f64();
+        cpu1 = procfs::self_cpu_seconds();
+        if let Some(s) = server.as_mut() {
+            s.end(fan.t.delivered, measured_seconds);
+            split1 = procfs::cpu_split(s.pid);
+        }
+        if let Some(tr) = tracer {
+            let c = tr.detach().map_err(FanoutError::Strace)?;
+            let deliveries = (fan.t.delivered - delivered0).max(1) as f64;
+            syscalls = Some(Syscalls {
+                total: c.total,
+                per_delivery: c.total as f64 / deliveries,
+                per_message: c.total as f64 / last.len().max(1) as f64,
+                top: c
+                    .calls
+                    .iter()
+                    .take(6)
+                    .map(|(name, k)| Call {
+                        name: name.clone(),
+                        calls: *k,
+                        per_delivery: *k as f64 / deliveries,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let delivered = fan.t.delivered - delivered0;
+    fan.say(format_args!("closing"));
+    fan.close()?;
+    let cpu = cpu1 - cpu0;
+    let per = |f: fn((f64, f64)) -> f64| match (split0, split1) {
+        (Some(a), Some(b)) if delivered > 0 => Some((f(b) - f(a)) * 1e6 / delivered as f64),
+        _ => None,
+    };
+    let t = &fan.t;
+    Ok(FanoutSummary {
+        url: format!("ws://{}{}", args.url.host, args.url.path),
+        subscribers: n,
+        messages: args.messages,
+        warmup: args.warmup,
+        size: args.size,
+        text: !args.binary,
+        connections_made,
+        connect_seconds,
+        ready_rounds,
+        messages_complete: last.len() as u64,
+        delivered: if ready { delivered } else { 0 },
+        delivered_total: t.delivered,
+        measured_seconds,
+        total_seconds: epoch.elapsed().as_secs_f64(),
+        deliveries_per_sec: delivered as f64 / measured_seconds.max(1e-9),
+        latency_last_us: Spread::of(&mut last),
+        latency_median_us: Spread::of(&mut median),
+        generator_cpu_seconds: cpu,
+        generator_cpu_percent: 100.0 * cpu / measured_seconds.max(1e-9),
+        generator_cpu_us_per_delivery: cpu * 1e6 / delivered.max(1) as f64,
+        server,
+        server_user_us_per_delivery: per(|(user, _)| user),
+        server_system_us_per_delivery: per(|(_, system)| system),
+        syscalls,
+        closed_clean: t.closed_clean,
+        errors: t.errors,
+        error_total: t.errors.total(),
+        first_error: t.first_error.clone(),
+    })
+}
