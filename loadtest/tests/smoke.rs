@@ -7,40 +7,16 @@
 //! messages, a faulty one must make the generator fail and name the fault.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tungstenite::Message;
 
-const GENERATOR: &str = env!("CARGO_BIN_EXE_zerows-loadtest");
+mod common;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "server on {port} never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{free_port, wait_listening, Killed, GENERATOR};
 
 fn start_server(program: &str, extra: &[&str]) -> (Killed, u16) {
     start_server_with(program, &["--listen"], extra)
@@ -64,33 +40,7 @@ fn start_server_with(program: &str, before: &[&str], extra: &[&str]) -> (Killed,
 
 /// Run the generator; returns (exit code, parsed --json summary).
 fn generate(port: u16, extra: &[&str]) -> (i32, Value) {
-    let dir = std::env::temp_dir().join(format!("zerows-lt-test-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("out.json");
-    let mut child = Command::new(GENERATOR)
-        .arg("run")
-        .arg(format!("ws://127.0.0.1:{port}/"))
-        .args(["--quiet", "--json"])
-        .arg(&json)
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start generator");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            panic!("generator did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-    (status.code().unwrap_or(-1), v)
+    common::run_generator("run", &format!("ws://127.0.0.1:{port}/"), extra)
 }
 
 fn assert_clean(code: i32, v: &Value) {
