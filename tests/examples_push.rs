@@ -74,8 +74,9 @@ fn echo_while_beating(ws: &mut Ws, how_long: Duration) -> Vec<Instant> {
     beats
 }
 
-/// Heartbeats came `every` apart: on average within a quarter, and never
-/// less than half of it (the machine may be slow, never the timer early).
+/// Heartbeats came `every` apart on average, within a quarter, and never
+/// two at once (a timer that fired twice). One beat delivered late next to
+/// one on time may be closer than `every`: the timer keeps to its schedule.
 fn check_interval(beats: &[Instant], every: Duration, how_long: Duration) {
     let expected = (how_long.as_millis() / every.as_millis()) as usize;
     assert!(
@@ -89,7 +90,7 @@ fn check_interval(beats: &[Instant], every: Duration, how_long: Duration) {
         mean >= every * 4 / 5 && mean <= every * 5 / 4,
         "mean interval {mean:?} for {every:?}: {gaps:?}"
     );
-    assert!(gaps.iter().all(|&g| g >= every / 2), "{gaps:?}");
+    assert!(gaps.iter().all(|&g| g >= every / 10), "{gaps:?}");
 }
 
 /// Hold a fragmented message open across several heartbeats: they wait
