@@ -473,3 +473,25 @@ fn a_slow_subscriber_is_closed_when_the_policy_says_so() {
     drop((reader, stalled));
     stop(running);
 }
+
+#[test]
+fn a_handle_taken_from_the_builder_before_the_start_reaches_the_loops() {
+    let mut builder = Builder::new()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .threads(2);
+    let early = builder.handle();
+    assert_eq!(early.loops(), 2);
+    let running = builder.start(|_| Probe { tick: None }).unwrap();
+    let mut clients = clients_on_every_loop(running.local_addrs()[0], 2);
+    for (ws, id) in &mut clients {
+        early.send_text(*id, "early").unwrap();
+        assert_eq!(text(ws), "early");
+    }
+    // The number of loops may not change under a handle given out.
+    let mut b = Builder::new().listen("127.0.0.1:0".parse().unwrap());
+    let _h = b.handle();
+    let err = b.threads(3).start(|_| Probe { tick: None }).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    drop(clients);
+    stop(running);
+}

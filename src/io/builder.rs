@@ -24,6 +24,8 @@ pub struct Builder {
     config: Config,
     threads: usize,
     listen_set: bool,
+    /// Given out before the start (see [`handle`](Self::handle)).
+    handle: Option<Handle>,
 }
 
 impl Default for Builder {
@@ -39,6 +41,7 @@ impl Builder {
             config: Config::default(),
             threads: 1,
             listen_set: false,
+            handle: None,
         }
     }
 
@@ -64,6 +67,14 @@ impl Builder {
     pub fn threads(mut self, n: usize) -> Builder {
         self.threads = n.max(1);
         self
+    }
+
+    /// The handle of the server this builder will start, before it starts
+    /// (to give to threads that push): set [`threads`](Self::threads)
+    /// first. Pushes fail with `Closed` until the loops run.
+    pub fn handle(&mut self) -> Handle {
+        let n = self.threads;
+        self.handle.get_or_insert_with(|| Handle::new(n)).clone()
     }
 
     /// Bind, start every loop with a service from `make(loop_index)`, and
@@ -109,7 +120,15 @@ impl Builder {
         }
         let board = (n > 1).then(|| Arc::new(Board::new(n)));
         let make = Arc::new(make);
-        let handle = Handle::new(n);
+        let handle =
+            match self.handle {
+                Some(h) if h.loops() != n => return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "Builder::handle was taken before Builder::threads changed the number of loops",
+                )),
+                Some(h) => h,
+                None => Handle::new(n),
+            };
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Stopper>>();
         let mut threads = Vec::with_capacity(n);
         for (i, set) in sets.into_iter().enumerate() {

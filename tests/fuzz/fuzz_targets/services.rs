@@ -13,6 +13,9 @@
 //! * the script bytes (cycled), then the piece sizes (cycled);
 //! * the rest: what the client sends after its upgrade request.
 //!
+//! A third run also calls the service outside input after every read (as a
+//! drained backlog, a timer or a push does), sending what the script says.
+//!
 //! Invariants: nothing panics; the output is a 101 followed by well-formed
 //! server frames (no data frame inside a fragmented message, valid UTF-8
 //! text, nothing after a close); the same input fed whole and in pieces
@@ -111,6 +114,9 @@ impl Service for Scripted {
         self.cur.as_mut().expect("pieces of a streamed message").1.extend_from_slice(data);
         self.act(cx, data);
     }
+    fn drain(&mut self, _st: &mut (), cx: &mut Context<'_>) {
+        self.act(cx, b"drain");
+    }
     fn end(&mut self, _st: &mut (), cx: &mut Context<'_>) {
         let m = self.cur.take().expect("end of a streamed message");
         if m.0 == opcode::TEXT {
@@ -130,7 +136,10 @@ struct Run {
     svc: Scripted,
 }
 
-fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize) -> Run {
+/// Feed `input` cut by `pieces`; with `between`, the service also runs a
+/// callback outside input (as on a drained backlog, a timer or a push)
+/// after every read, which must never put a frame inside an echo.
+fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize, between: bool) -> Run {
     let buf = HEADROOM + (s.chunk_size + CHUNK_SLACK).max(s.handshake.max_header_bytes + 1);
     let mut r = Run {
         conn: Conn::new(1_000, s, ConnId::new(1, 1)),
@@ -167,6 +176,11 @@ fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize)
                 local: None,
             };
             assert!(pump(&mut r.conn, &mut r.rb, &mut tx, s, &mut r.svc, 1_000));
+            if between {
+                r.conn.callback(&mut tx, s, &mut r.svc, 1_000, |h, cx| {
+                    zerows::events::Events::drain(h, cx)
+                });
+            }
         }
     }
     r
@@ -239,8 +253,8 @@ fuzz_target!(|data: &[u8]| {
     let mut input = REQUEST.to_vec();
     input.extend_from_slice(body);
 
-    let whole = run(&input, &[], &s, script, backlog);
-    let mut cut = run(&input, pieces, &s, script, backlog);
+    let whole = run(&input, &[], &s, script, backlog, false);
+    let mut cut = run(&input, pieces, &s, script, backlog, false);
     // Whether a send fits under a backlog limit depends on what is still
     // corked in the pass, so on the cuts; with no limit the bytes are the
     // same however the input arrived.
@@ -266,4 +280,11 @@ fuzz_target!(|data: &[u8]| {
     // Every pooled buffer goes back.
     cut.conn.release(&mut cut.pool);
     assert_eq!(cut.pool.in_use(), 0, "a message buffer was not returned");
+
+    // Sends from outside input, between reads: the output stays well
+    // formed (none lands inside an echo under way) and buffers come back.
+    let mut between = run(&input, pieces, &s, script, backlog, true);
+    observe(&between.wire);
+    between.conn.release(&mut between.pool);
+    assert_eq!(between.pool.in_use(), 0, "a held-send buffer was not returned");
 });
