@@ -167,6 +167,13 @@ fn sigterm_closes_every_connection_with_1001_and_exits_0() {
     let mut server = ChildServer::spawn(&["--shutdown-timeout", "10", "--ping-interval", "0"]);
     let mut c = Raw::open(server.addr);
     c.send_frame(true, op::TEXT, b"before the signal");
+    // Signal only once the server has taken the message (its echo is then
+    // queued); a signal handled before the read would rightly discard it.
+    let taken = wait_until(Duration::from_secs(5), || {
+        let (_, m) = http_get(server.addr, "/metrics");
+        sample(&m, "zerows_messages_total{direction=\"in\"}") == Some(1.0)
+    });
+    assert!(taken, "the server never read the message");
     server.signal("TERM");
     // The message sent before the signal still comes back, then the close.
     assert_eq!(c.read_message().1, b"before the signal");
