@@ -17,7 +17,8 @@ use zerows::{
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// Tells each client its id; takes commands as text:
-/// `sub T`, `unsub T`, `pub T text`, `after MS`, `every MS`, `cancel`.
+/// `sub T`, `unsub T`, `pub T text`, `others T text` (publish to all
+/// but the sender), `after MS`, `every MS`, `cancel`.
 /// Binary messages are echoed zero-copy (to test pushes during echoes).
 struct Probe {
     tick: Option<Duration>,
@@ -63,6 +64,9 @@ impl Service for Probe {
             (Some("pub"), Some(topic), Some(text)) => {
                 cx.publish(topic, Message::Text(text)).is_ok()
             }
+            (Some("others"), Some(topic), Some(text)) => cx
+                .publish_others(&Topic::new(topic), &Prepared::text(text))
+                .is_ok(),
             (Some("after"), Some(ms), None) => {
                 cx.timer_after(Duration::from_millis(ms.parse().unwrap()))
             }
@@ -237,6 +241,25 @@ fn topics_fan_out_over_every_loop_and_end_with_the_connection() {
     for (ws, _) in &mut clients {
         assert_eq!(text(ws), "from afar");
     }
+    // Publishing to the others leaves the sender out, by message and
+    // through the handle.
+    let first_id = clients[0].1;
+    command(&mut clients[0].0, "others room not to me");
+    for (ws, _) in clients.iter_mut().skip(1) {
+        assert_eq!(text(ws), "not to me");
+    }
+    handle
+        .publish_except(&topic, &Prepared::text("not to you"), first_id)
+        .unwrap();
+    for (ws, _) in clients.iter_mut().skip(1) {
+        assert_eq!(text(ws), "not to you");
+    }
+    handle.send_text(first_id, "marker").unwrap();
+    assert_eq!(
+        text(&mut clients[0].0),
+        "marker",
+        "the sender heard neither"
+    );
     // Unsubscribe one by message, one through the handle; close a third.
     let (mut a, a_id) = clients.remove(0);
     command(&mut a, "unsub room");

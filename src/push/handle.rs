@@ -132,7 +132,18 @@ impl Handle {
     /// The frame is encoded once and shared by all of them. `Err(Full)`:
     /// at least one loop's inbox was full and its subscribers miss it.
     pub fn publish(&self, topic: &Topic, msg: &Prepared) -> Result<(), PushError> {
-        self.to_all(|| Command::Publish(topic.clone(), msg.clone()))
+        self.to_all(|| Command::Publish(topic.clone(), msg.clone(), None))
+    }
+
+    /// [`publish`](Self::publish) to every subscriber but connection
+    /// `except` (as uWebSockets' `ws.publish` leaves out its sender).
+    pub fn publish_except(
+        &self,
+        topic: &Topic,
+        msg: &Prepared,
+        except: ConnId,
+    ) -> Result<(), PushError> {
+        self.to_all(|| Command::Publish(topic.clone(), msg.clone(), Some(except)))
     }
 
     /// [`publish`](Self::publish) a text message (allocates the topic

@@ -29,8 +29,9 @@ pub(crate) enum Command {
     Close(ConnId, u16, Box<str>),
     Subscribe(ConnId, Topic),
     Unsubscribe(ConnId, Topic),
-    /// Send to every subscriber of the topic on this loop.
-    Publish(Topic, Prepared),
+    /// Send to every subscriber of the topic on this loop, but the
+    /// connection named (the publisher, when it asks not to hear itself).
+    Publish(Topic, Prepared, Option<ConnId>),
     /// Send to every open connection of this loop.
     Broadcast(Prepared),
 }

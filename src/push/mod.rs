@@ -130,6 +130,6 @@ impl Loop<'_> {
     pub fn publish(&mut self, topic: &Topic, msg: &Prepared) {
         self.local
             .queued
-            .push(Command::Publish(topic.clone(), msg.clone()));
+            .push(Command::Publish(topic.clone(), msg.clone(), None));
     }
 }

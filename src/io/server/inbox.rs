@@ -114,9 +114,10 @@ impl<S: Service> Server<S> {
                     self.shared.local.topics.unsubscribe(topic.name(), key);
                 }
             }
-            Command::Publish(topic, msg) => {
+            Command::Publish(topic, msg, except) => {
+                let skip = except.and_then(|id| self.slot_of(id)).map(|k| k as u32);
                 let members = self.shared.local.topics.members(topic.name());
-                for &slot in members {
+                for &slot in members.iter().filter(|&&s| Some(s) != skip) {
                     let seq = self.staged.len() as u32;
                     self.staged.push(Staged {
                         key: slot,

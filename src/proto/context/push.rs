@@ -55,6 +55,16 @@ impl Context<'_> {
         }
     }
 
+    /// Publish `msg` to every subscriber of `topic` on every loop but this
+    /// connection (as uWebSockets' `ws.publish` does).
+    pub fn publish_others(&mut self, topic: &Topic, msg: &Prepared) -> Result<(), PushError> {
+        let id = self.id;
+        match self.handle() {
+            Some(h) => h.publish_except(topic, msg, id),
+            None => Err(PushError::Stopped),
+        }
+    }
+
     /// Call [`Service::timer`](crate::Service::timer) for this connection
     /// once, `after` from now. A connection has one timer: this replaces
     /// any set before. Returns false if there is no loop.
