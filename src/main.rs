@@ -1,4 +1,4 @@
-//! The `zerows` binary: a WebSocket echo endpoint.
+//! The `zerows` binary: a WebSocket echo endpoint, and `zerows client`.
 //!
 //! It parses options, starts the echo service on the library's
 //! [`Builder`](zerows::Builder) and turns SIGINT/SIGTERM into a graceful
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use signal_hook::iterator::Signals;
 use zerows::{Builder, Config, Echo, HandshakeConfig, Settings, Stopper};
 
@@ -18,8 +18,11 @@ use zerows::{Builder, Config, Echo, HandshakeConfig, Settings, Stopper};
 /// of the served path returns a small page to try it out. Durations are in
 /// seconds (fractions allowed); 0 turns a timeout or the heartbeat off.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on (repeatable; IPv4 or IPv6).
     #[arg(
         long,
@@ -109,6 +112,14 @@ struct Args {
     threads: usize,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Connect to a WebSocket server: send lines from stdin, print what comes back.
+    Client(cli::client::Args),
+}
+
+mod cli;
+
 fn seconds(s: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("--{what}: not a duration: {s}"))
 }
@@ -158,6 +169,9 @@ fn config(a: &Args) -> Result<Config, String> {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
+    if let Some(Command::Client(c)) = args.command {
+        return cli::client::run(c);
+    }
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {

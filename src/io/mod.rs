@@ -5,9 +5,11 @@
 //!   to a connection only while it has bytes pending;
 //! * `session`: one connection's bytes between its socket and the core;
 //! * `server`: one mio event loop, connections in a slab, a timer heap;
-//! * `builder`: several loops on one port.
+//! * `builder`: several loops on one port;
+//! * `client`: the client shells on the client core.
 
 pub mod buffer;
 pub mod builder;
+pub mod client;
 pub mod server;
 pub mod session;

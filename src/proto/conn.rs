@@ -631,7 +631,7 @@ impl Conn {
                 let hs = frame::encode_before(buf, p, true, opcode::PONG, (e - p) as u64);
                 tx.out.push_input(hs, e);
             }
-            (opcode::CLOSE, State::Open) => match close_payload(&buf[p..e]) {
+            (opcode::CLOSE, State::Open) => match frame::close_payload(&buf[p..e]) {
                 Ok(code) => {
                     h.peer_closed(code);
                     // Answer with the same code (none if the peer gave none).
@@ -653,7 +653,7 @@ impl Conn {
                 }
             },
             (opcode::CLOSE, State::CloseSent) => {
-                h.peer_closed(close_payload(&buf[p..e]).ok().flatten());
+                h.peer_closed(frame::close_payload(&buf[p..e]).ok().flatten());
                 self.stage = CLOSED;
                 self.deadline = 0;
             }
@@ -732,22 +732,6 @@ pub fn pump<E: Events>(
     };
     rbuf.compact(s.chunk_size + CHUNK_SLACK);
     ok
-}
-
-/// Validate a close frame's payload (§5.5.1, §7.4): returns its code.
-fn close_payload(p: &[u8]) -> Result<Option<u16>, ProtocolError> {
-    match p.len() {
-        0 => Ok(None),
-        1 => Err(ProtocolError::CloseFrameTooShort),
-        _ => {
-            let code = u16::from_be_bytes([p[0], p[1]]);
-            if !close_code::is_valid_received(code) {
-                return Err(ProtocolError::InvalidCloseCode);
-            }
-            utf8::complete(&p[2..]).map_err(|_| ProtocolError::InvalidCloseReason)?;
-            Ok(Some(code))
-        }
-    }
 }
 
 mod rx;

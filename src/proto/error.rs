@@ -114,11 +114,13 @@ pub mod close_code {
     }
 }
 
-/// Why the server fails an open connection (RFC 6455 §5–§8).
+/// Why an endpoint fails an open connection (RFC 6455 §5–§8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {
     /// A client frame without the mask bit (§5.1).
     UnmaskedFrame,
+    /// A server frame with the mask bit (§5.1), seen by a client.
+    MaskedFrame,
     /// RSV1–3 set with no extension negotiated (§5.2).
     ReservedBits,
     /// An opcode RFC 6455 reserves (§5.2).
@@ -146,13 +148,14 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The close code the server sends when failing the connection.
+    /// The close code an endpoint sends when failing the connection.
     pub fn close_code(self) -> u16 {
         use ProtocolError::*;
         match self {
             InvalidUtf8 => close_code::INVALID_PAYLOAD,
             MessageTooBig => close_code::MESSAGE_TOO_BIG,
             UnmaskedFrame
+            | MaskedFrame
             | ReservedBits
             | UnknownOpcode
             | ControlTooLong
@@ -172,6 +175,7 @@ impl fmt::Display for ProtocolError {
         use ProtocolError::*;
         f.write_str(match self {
             UnmaskedFrame => "client frame is not masked",
+            MaskedFrame => "server frame is masked",
             ReservedBits => "reserved bits set without an extension",
             UnknownOpcode => "reserved opcode",
             ControlTooLong => "control frame payload over 125 bytes",
@@ -240,6 +244,7 @@ mod tests {
         assert_eq!(ProtocolError::InvalidUtf8.close_code(), 1007);
         assert_eq!(ProtocolError::MessageTooBig.close_code(), 1009);
         assert_eq!(ProtocolError::UnmaskedFrame.close_code(), 1002);
+        assert_eq!(ProtocolError::MaskedFrame.close_code(), 1002);
         assert_eq!(ProtocolError::InvalidCloseReason.close_code(), 1002);
     }
 

@@ -8,7 +8,8 @@
 //! exactly 4 bytes (the mask key) shorter than a client header for the same
 //! length.
 
-use crate::error::ProtocolError;
+use crate::error::{close_code, ProtocolError};
+use crate::utf8;
 
 /// The longest header: 2 bytes, 8 bytes of extended length, 4 of mask key.
 pub const MAX_HEADER: usize = 14;
@@ -81,9 +82,7 @@ pub fn decode(buf: &[u8], role: Role) -> Result<Option<Header>, ProtocolError> {
     let masked = b1 & 0x80 != 0;
     match role {
         Role::FromClient if !masked => return Err(ProtocolError::UnmaskedFrame),
-        // A client must fail on a masked server frame (§5.1); reusing the same
-        // error keeps one code path, the close code (1002) is the same.
-        Role::FromServer if masked => return Err(ProtocolError::UnmaskedFrame),
+        Role::FromServer if masked => return Err(ProtocolError::MaskedFrame),
         _ => {}
     }
     let len7 = b1 & 0x7F;
@@ -181,6 +180,22 @@ pub fn encode_before(buf: &mut [u8], end: usize, fin: bool, opcode: u8, len: u64
     start
 }
 
+/// Validate a close frame's payload (§5.5.1, §7.4): returns its code.
+pub fn close_payload(p: &[u8]) -> Result<Option<u16>, ProtocolError> {
+    match p.len() {
+        0 => Ok(None),
+        1 => Err(ProtocolError::CloseFrameTooShort),
+        _ => {
+            let code = u16::from_be_bytes([p[0], p[1]]);
+            if !close_code::is_valid_received(code) {
+                return Err(ProtocolError::InvalidCloseCode);
+            }
+            utf8::complete(&p[2..]).map_err(|_| ProtocolError::InvalidCloseReason)?;
+            Ok(Some(code))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +282,7 @@ mod tests {
                 .is_none());
         }
         assert_eq!(decode(&[0x81, 0x05], Role::FromClient), Err(UnmaskedFrame));
-        assert_eq!(decode(&[0x81, 0x85], Role::FromServer), Err(UnmaskedFrame));
+        assert_eq!(decode(&[0x81, 0x85], Role::FromServer), Err(MaskedFrame));
         let mut top = vec![0x82, 0xFF];
         top.extend_from_slice(&(1u64 << 63).to_be_bytes());
         assert_eq!(decode(&top, Role::FromClient), Err(LengthOverflow));

@@ -397,14 +397,14 @@ fn valid_key(key: &[u8]) -> bool {
 
 /// Whether the comma-separated list `value` contains `token`,
 /// ASCII-case-insensitively.
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
 /// `value` without leading or trailing optional whitespace (SP, HTAB).
-fn trim(mut value: &[u8]) -> &[u8] {
+pub(crate) fn trim(mut value: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = value {
         value = rest;
     }
@@ -415,7 +415,7 @@ fn trim(mut value: &[u8]) -> &[u8] {
 }
 
 /// RFC 7230 §3.2.6 `token`: visible ASCII except delimiters, not empty.
-fn is_token(s: &[u8]) -> bool {
+pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty()
         && s.iter()
             .all(|&b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))

@@ -15,6 +15,7 @@
 //! * `error`: every error, and the one place it becomes an HTTP status or a
 //!   close code.
 
+pub mod client;
 pub mod conn;
 pub mod context;
 pub mod error;

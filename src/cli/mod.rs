@@ -1,0 +1,3 @@
+//! The binary's subcommands besides the server.
+
+pub mod client;

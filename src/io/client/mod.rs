@@ -1,0 +1,11 @@
+//! The client shells: they dial, move bytes between a socket and the
+//! client core (`proto/client`), and keep time; every rule is the core's.
+//!
+//! * `dial`: resolve a `ws://` URL, connect, and run the opening handshake
+//!   on a blocking socket;
+//! * `blocking`: [`Client`](blocking::Client), on a `std::net::TcpStream`;
+//! * `incoming`: what a client hands out: pieces, pings, pongs.
+
+pub mod blocking;
+pub mod dial;
+pub mod incoming;

@@ -1,0 +1,225 @@
+//! The receive half of a client: frames from a server in, events out, as
+//! ranges of the caller's buffer (server frames are not masked, so nothing
+//! is copied or changed but for the rare move described below).
+//!
+//! Invariants:
+//! * `read` never consumes part of a frame header, a control frame, or a
+//!   code point: what it leaves unconsumed the caller keeps at the front of
+//!   the next call's buffer.
+//! * The up to 3 bytes of a code point cut by the end of the input are left
+//!   unconsumed (`carry`): at the next call they are `buf[..carry]`. When a
+//!   frame header follows them (a code point split across frames), header
+//!   and carried bytes swap places, so the carried bytes lead the next
+//!   frame's payload and every text piece handed out is whole UTF-8. A
+//!   control frame between them is swapped the same way.
+//! * A data frame that opens and ends a message and fits in `whole` bytes
+//!   is handed out only once all of it is in the buffer: one range, no
+//!   copy. Any other frame is handed out as its bytes arrive.
+
+use std::ops::Range;
+
+use crate::error::ProtocolError;
+use crate::frame::{self, opcode, Role};
+use crate::service::MessageKind;
+use crate::utf8;
+
+/// What the server sent, as ranges of the buffer given to [`Reader::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The next piece of a data message. `first` opens the message and
+    /// `last` ends it; a text piece is whole UTF-8.
+    Data {
+        /// Text or binary.
+        kind: MessageKind,
+        /// Where the piece is.
+        at: Range<usize>,
+        /// This is the message's first piece.
+        first: bool,
+        /// This is the message's last piece.
+        last: bool,
+    },
+    /// A ping and its payload.
+    Ping(Range<usize>),
+    /// A pong and its payload.
+    Pong(Range<usize>),
+    /// A close frame: its code, if any, and its reason (valid UTF-8).
+    Close {
+        /// The close code (validated: one a peer may send).
+        code: Option<u16>,
+        /// The reason.
+        reason: Range<usize>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// At a frame header (after any carried bytes).
+    Header,
+    /// Inside a data frame's payload; `fin`: it ends its message; `whole`:
+    /// hand it out only once all of it is buffered.
+    Payload { fin: bool, whole: bool },
+}
+
+/// The frame reader of one client connection (32 bytes).
+#[derive(Debug)]
+pub struct Reader {
+    reading: Reading,
+    /// Payload bytes of the current data frame not yet handed out.
+    remaining: u64,
+    /// Bytes of the open message so far, for the size limit.
+    msg_len: u64,
+    max_message: u64,
+    /// The open message, if any.
+    msg: Option<MessageKind>,
+    /// No piece of the open message has been handed out yet.
+    first: bool,
+    /// Bytes of a cut code point at the front of the next input.
+    carry: u8,
+}
+
+impl Reader {
+    /// A reader that fails messages longer than `max_message` with 1009.
+    pub fn new(max_message: u64) -> Reader {
+        Reader {
+            reading: Reading::Header,
+            remaining: 0,
+            msg_len: 0,
+            max_message,
+            msg: None,
+            first: true,
+            carry: 0,
+        }
+    }
+
+    /// Read the next event from `buf` (everything not consumed before,
+    /// then what arrived since). Returns how many bytes are consumed and
+    /// the event, if one is complete; ranges index `buf`. `whole`: the
+    /// size of the caller's buffer, up to which a one-frame message is
+    /// handed out whole.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        whole: usize,
+    ) -> Result<(usize, Option<Event>), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            let c = self.carry as usize;
+            match self.reading {
+                Reading::Header => {
+                    let Some(h) = frame::decode(&buf[pos + c..], Role::FromServer)? else {
+                        return Ok((pos, None));
+                    };
+                    let hl = h.header_len;
+                    if opcode::is_control(h.opcode) {
+                        let end = pos + c + hl + h.len as usize;
+                        if end > buf.len() {
+                            return Ok((pos, None));
+                        }
+                        if c > 0 {
+                            buf[pos..end].rotate_left(c);
+                        }
+                        let (p, e) = (pos + hl, end - c);
+                        let ev = match h.opcode {
+                            opcode::PING => Event::Ping(p..e),
+                            opcode::PONG => Event::Pong(p..e),
+                            _ => {
+                                let code = frame::close_payload(&buf[p..e])?;
+                                let skip = if code.is_some() { 2 } else { 0 };
+                                Event::Close {
+                                    code,
+                                    reason: p + skip..e,
+                                }
+                            }
+                        };
+                        return Ok((e, Some(ev)));
+                    }
+                    let opens = match (h.opcode, self.msg) {
+                        (opcode::CONTINUATION, None) => {
+                            return Err(ProtocolError::UnexpectedContinuation)
+                        }
+                        (opcode::CONTINUATION, Some(_)) => None,
+                        (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                        (opcode::TEXT, None) => Some(MessageKind::Text),
+                        (_, None) => Some(MessageKind::Binary),
+                    };
+                    // Both below 2^63 (decode refuses the top bit; msg_len
+                    // is bounded by max_message): no overflow.
+                    let total = self.msg_len + h.len;
+                    if total > self.max_message {
+                        return Err(ProtocolError::MessageTooBig);
+                    }
+                    self.msg_len = total;
+                    if let Some(kind) = opens {
+                        self.msg = Some(kind);
+                        self.first = true;
+                    }
+                    if c > 0 {
+                        // Header first, then the carried bytes, which now
+                        // lead this frame's payload.
+                        buf[pos..pos + c + hl].rotate_left(c);
+                    }
+                    pos += hl;
+                    self.remaining = h.len;
+                    self.reading = Reading::Payload {
+                        fin: h.fin,
+                        whole: h.fin && opens.is_some() && hl as u64 + h.len <= whole as u64,
+                    };
+                }
+                Reading::Payload { fin, whole } => {
+                    let have = (buf.len() - pos - c) as u64;
+                    let avail = have.min(self.remaining) as usize;
+                    if whole && (avail as u64) < self.remaining {
+                        return Ok((pos, None));
+                    }
+                    let frame_ends = avail as u64 == self.remaining;
+                    let last = fin && frame_ends;
+                    let kind = self.msg.expect("a data frame opened a message");
+                    let end = pos + c + avail;
+                    let n = match kind {
+                        MessageKind::Text => {
+                            let n = utf8::complete_prefix(&buf[pos..end])
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                            if last && pos + n != end {
+                                return Err(ProtocolError::InvalidUtf8);
+                            }
+                            n
+                        }
+                        MessageKind::Binary => end - pos,
+                    };
+                    self.remaining -= avail as u64;
+                    self.carry = (end - pos - n) as u8;
+                    if frame_ends {
+                        self.reading = Reading::Header;
+                    }
+                    if n == 0 && !last {
+                        if !frame_ends {
+                            // Nothing whole yet: wait for more bytes.
+                            return Ok((pos, None));
+                        }
+                        // An empty frame, or one that only cut a code
+                        // point: on to the next header.
+                        continue;
+                    }
+                    let first = self.first;
+                    self.first = false;
+                    if last {
+                        self.msg = None;
+                        self.msg_len = 0;
+                    }
+                    return Ok((
+                        pos + n,
+                        Some(Event::Data {
+                            kind,
+                            at: pos..pos + n,
+                            first,
+                            last,
+                        }),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
