@@ -1,0 +1,604 @@
+//! The client against the zerows server, and against scripted servers
+//! that send what a well-behaved server never would: frames in the packet
+//! of the 101, refusals, bad accepts, broken frames, closes with and
+//! without TCP's end.
+//!
+//! Every socket has timeouts and every scripted server a bounded script, so
+//! a client that hangs fails the test.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{op, TestServer, TIMEOUT};
+use zerows::frame::{self, Role};
+use zerows::{
+    Client, ClientConfig, ClientError, Incoming, Message, MessageKind, Part, ResponseError,
+};
+
+// ---------------------------------------------------------------------------
+// Against the zerows echo server
+
+fn config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.connect_timeout = TIMEOUT;
+    c.handshake_timeout = TIMEOUT;
+    c.close_timeout = Duration::from_secs(2);
+    c
+}
+
+fn connect(server: &TestServer) -> Client {
+    let mut ws = Client::connect_with(&server.url(), &config()).expect("connect");
+    ws.set_read_timeout(Some(TIMEOUT));
+    ws.set_write_timeout(Some(TIMEOUT)).unwrap();
+    ws
+}
+
+/// A payload where every byte depends on its offset and on `seed`.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 12) as u8)
+        .collect()
+}
+
+#[test]
+fn echoes_every_size_and_kind() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    for len in [0, 1, 125, 126, 65_535, 65_536, 200_000] {
+        let data = pattern(len, len as u8);
+        ws.send_binary(&data).unwrap();
+        match ws.recv().unwrap() {
+            Some(Message::Binary(b)) => assert!(b == data, "binary of {len} bytes"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let text = "héllo 很厉害 🎉".repeat(5000);
+    ws.send_text(&text).unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text(&text)));
+    ws.close(1000, "bye").unwrap();
+    assert!(ws.is_closed());
+    assert_eq!(ws.close_frame().unwrap().code, Some(1000));
+    assert!(matches!(ws.send_text("late"), Err(ClientError::Closed)));
+}
+
+#[test]
+fn sixteen_mib_round_trip() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    let data = pattern(16 << 20, 7);
+    ws.send_binary(&data).unwrap();
+    match ws.recv().unwrap() {
+        Some(Message::Binary(b)) => assert!(b == &data[..]),
+        other => panic!("{other:?}"),
+    }
+    ws.close(1000, "").unwrap();
+}
+
+#[test]
+fn fragments_sent_and_streamed_back() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    // "€" cut across the frames: only the message as a whole is UTF-8.
+    let euro = "€".as_bytes();
+    ws.send_part(Part::First(MessageKind::Text), &[b'a', euro[0]])
+        .unwrap();
+    ws.send_part(Part::More, &euro[1..2]).unwrap();
+    assert!(matches!(ws.send_text("no"), Err(ClientError::Invalid(_))));
+    ws.send_part(Part::Last, &[euro[2], b'z']).unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text("a€z")));
+    // A long message, streamed back in pieces: nothing is gathered.
+    let data = pattern(1 << 20, 3);
+    ws.send_binary(&data).unwrap();
+    let mut got = Vec::new();
+    let mut pieces = 0;
+    loop {
+        match ws.recv_event().unwrap() {
+            Some(Incoming::Piece(p)) => {
+                assert_eq!((p.kind, p.first), (MessageKind::Binary, got.is_empty()));
+                got.extend_from_slice(p.data);
+                pieces += 1;
+                if p.last {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got == data);
+    assert!(pieces > 1, "a 1 MiB message arrives in several pieces");
+    ws.close(1000, "").unwrap();
+}
+
+#[test]
+fn ping_gets_its_pong() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    ws.ping(b"hello?").unwrap();
+    assert_eq!(ws.recv_event().unwrap(), Some(Incoming::Pong(b"hello?")));
+    assert!(matches!(ws.ping(&[0; 126]), Err(ClientError::Invalid(_))));
+    ws.close(1000, "").unwrap();
+}
+
+#[test]
+fn subprotocol_negotiated() {
+    let server =
+        TestServer::start_with(|c| c.settings.handshake.subprotocols = vec!["chat".into()]);
+    let cfg = config().subprotocol("superchat").subprotocol("chat");
+    let ws = Client::connect_with(&server.url(), &cfg).unwrap();
+    assert_eq!(ws.protocol(), Some("chat"));
+}
+
+#[test]
+fn refusal_of_our_server_is_reported_with_status_and_body() {
+    let server = TestServer::start();
+    let url = format!("ws://{}/elsewhere", server.addr);
+    match Client::connect_with(&url, &config()) {
+        Err(ClientError::Handshake(ResponseError::Status { code, body, .. })) => {
+            assert_eq!(code, 404);
+            assert!(body.contains("404"), "{body:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_urls_and_options_fail_before_dialling() {
+    assert!(matches!(
+        Client::connect("wss://127.0.0.1:1/"),
+        Err(ClientError::Url(_))
+    ));
+    assert!(matches!(
+        Client::connect("ws://h/#x"),
+        Err(ClientError::Url(_))
+    ));
+    let server = TestServer::start();
+    let cfg = config().header("Sec-WebSocket-Key", "x");
+    assert!(matches!(
+        Client::connect_with(&server.url(), &cfg),
+        Err(ClientError::Request(_))
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Scripted servers
+
+/// A one-connection server on 127.0.0.1 that runs `script` on the socket.
+struct Scripted {
+    addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Scripted {
+    fn start(script: impl FnOnce(TcpStream) + Send + 'static) -> Scripted {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            s.set_write_timeout(Some(TIMEOUT)).unwrap();
+            script(s)
+        });
+        Scripted {
+            addr,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// Wait for the script; its assertions fail the test.
+    fn join(mut self) {
+        if let Err(e) = self.thread.take().unwrap().join() {
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// Read the request head; returns the accept for its key.
+fn read_request(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "request head cut short");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .expect("a key");
+    String::from_utf8(zerows::handshake::accept_key(key.as_bytes()).to_vec()).unwrap()
+}
+
+fn upgrade_response(accept: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+}
+
+/// An unmasked server frame.
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    common::encode_raw(if fin { 0x80 } else { 0 } | opcode, payload, None)
+}
+
+/// Read one client frame; check it is masked and unmask it.
+fn read_client_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(h) = frame::decode(&buf, Role::FromClient).expect("a masked client frame") {
+            let end = h.header_len + h.len as usize;
+            if buf.len() >= end {
+                let mut p = buf[h.header_len..end].to_vec();
+                zerows::mask::apply(&mut p, h.mask.unwrap(), 0);
+                assert_eq!(buf.len(), end, "one frame at a time in these scripts");
+                return (h.fin, h.opcode, p);
+            }
+        }
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "client ended TCP mid-frame");
+        buf.extend_from_slice(&b[..n]);
+    }
+}
+
+/// TCP is still open from the client's side: nothing arrives, and no EOF.
+fn still_open(s: &mut TcpStream, wait: Duration) {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("the client closed TCP or sent more: {other:?}"),
+    }
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+}
+
+#[test]
+fn frames_in_the_packet_of_the_101_are_kept() {
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        let mut bytes = upgrade_response(&accept).into_bytes();
+        bytes.extend(server_frame(true, op::TEXT, b"first"));
+        bytes.extend(server_frame(true, op::PING, b"p"));
+        s.write_all(&bytes).unwrap();
+        assert_eq!(read_client_frame(&mut s), (true, op::PONG, b"p".to_vec()));
+        assert_eq!(
+            read_client_frame(&mut s),
+            (true, op::CLOSE, vec![0x03, 0xE8])
+        );
+        s.write_all(&server_frame(true, op::CLOSE, &[0x03, 0xE8]))
+            .unwrap();
+    });
+    let mut ws = Client::connect_with(&srv.url(), &config()).unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text("first")));
+    // A blocking client reads only when asked: the ping is answered as it
+    // is read.
+    assert_eq!(ws.recv_event().unwrap(), Some(Incoming::Ping(b"p")));
+    ws.close(1000, "").unwrap();
+    srv.join();
+}
+
+fn refused_with(response: &'static str) -> ClientError {
+    let srv = Scripted::start(move |mut s| {
+        read_request(&mut s);
+        let _ = s.write_all(response.as_bytes());
+    });
+    let err = Client::connect_with(&srv.url(), &config()).unwrap_err();
+    srv.join();
+    err
+}
+
+#[test]
+fn a_200_or_302_is_refused_with_its_status_and_body() {
+    match refused_with("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world") {
+        ClientError::Handshake(ResponseError::Status { code, reason, body }) => {
+            assert_eq!(
+                (code, reason.as_str(), body.as_str()),
+                (200, "OK", "hello world")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match refused_with("HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\nmoved") {
+        ClientError::Handshake(ResponseError::Status { code, body, .. }) => {
+            assert_eq!((code, body.as_str()), (302, "moved"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = refused_with("HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope").to_string();
+    assert!(
+        msg.contains("403 Forbidden") && msg.contains("nope"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn wrong_accept_or_missing_upgrade_is_refused() {
+    let bad = refused_with(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: HSmrc0sMlYUkAGmm5OPpG2HaGWk=\r\n\r\n",
+    );
+    assert!(
+        matches!(bad, ClientError::Handshake(ResponseError::BadAccept)),
+        "{bad:?}"
+    );
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        let r = format!(
+            "HTTP/1.1 101 OK\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        let _ = s.write_all(r.as_bytes());
+    });
+    let err = Client::connect_with(&srv.url(), &config()).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Handshake(ResponseError::NoUpgrade)),
+        "{err:?}"
+    );
+    srv.join();
+}
+
+#[test]
+fn unrequested_subprotocol_or_extension_is_refused() {
+    for (extra, want) in [
+        (
+            "Sec-WebSocket-Protocol: chat\r\n",
+            ResponseError::UnrequestedProtocol,
+        ),
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+            ResponseError::UnrequestedExtension,
+        ),
+    ] {
+        let srv = Scripted::start(move |mut s| {
+            let accept = read_request(&mut s);
+            let r = upgrade_response(&accept).replace("\r\n\r\n", &format!("\r\n{extra}\r\n"));
+            let _ = s.write_all(r.as_bytes());
+        });
+        match Client::connect_with(&srv.url(), &config()) {
+            Err(ClientError::Handshake(e)) => assert_eq!(e, want),
+            other => panic!("{other:?}"),
+        }
+        srv.join();
+    }
+}
+
+#[test]
+fn a_response_head_over_the_limit_is_refused() {
+    let srv = Scripted::start(|mut s| {
+        read_request(&mut s);
+        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\n");
+        let filler = format!("X-Filler: {}\r\n", "a".repeat(100));
+        for _ in 0..100 {
+            if s.write_all(filler.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let err = Client::connect_with(&srv.url(), &config()).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Handshake(ResponseError::TooLarge)),
+        "{err:?}"
+    );
+    srv.join();
+}
+
+#[test]
+fn a_silent_server_times_the_handshake_out() {
+    let srv = Scripted::start(|mut s| {
+        read_request(&mut s);
+        std::thread::sleep(Duration::from_millis(600));
+    });
+    let mut cfg = config();
+    cfg.handshake_timeout = Duration::from_millis(200);
+    let t = Instant::now();
+    let err = Client::connect_with(&srv.url(), &cfg).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(550),
+        "{:?}",
+        t.elapsed()
+    );
+    srv.join();
+}
+
+#[test]
+fn server_close_is_answered_and_tcp_left_to_the_server() {
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        s.write_all(upgrade_response(&accept).as_bytes()).unwrap();
+        let mut close = vec![0x0F, 0xA1];
+        close.extend_from_slice(b"done here");
+        s.write_all(&server_frame(true, op::CLOSE, &close)).unwrap();
+        assert_eq!(
+            read_client_frame(&mut s),
+            (true, op::CLOSE, vec![0x0F, 0xA1])
+        );
+        // The client must not end TCP first (RFC 6455 §7.1.1).
+        still_open(&mut s, Duration::from_millis(300));
+    });
+    let mut ws = Client::connect_with(&srv.url(), &config()).unwrap();
+    assert_eq!(ws.recv().unwrap(), None);
+    let close = ws.close_frame().unwrap();
+    assert_eq!(
+        (close.code, close.reason.as_str()),
+        (Some(4001), "done here")
+    );
+    srv.join();
+}
+
+#[test]
+fn a_server_that_never_ends_tcp_is_given_up_on_after_the_close_timeout() {
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        s.write_all(upgrade_response(&accept).as_bytes()).unwrap();
+        assert_eq!(read_client_frame(&mut s).1, op::CLOSE);
+        s.write_all(&server_frame(true, op::CLOSE, &[0x03, 0xE8]))
+            .unwrap();
+        // Hold TCP open until the client gives up.
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).unwrap(), 0, "the client ends TCP itself");
+    });
+    let mut cfg = config();
+    cfg.close_timeout = Duration::from_millis(300);
+    let mut ws = Client::connect_with(&srv.url(), &cfg).unwrap();
+    let t = Instant::now();
+    ws.close(1000, "").unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    srv.join();
+}
+
+fn fails_with(bytes: Vec<u8>, code: u16) -> ClientError {
+    let srv = Scripted::start(move |mut s| {
+        let accept = read_request(&mut s);
+        s.write_all(upgrade_response(&accept).as_bytes()).unwrap();
+        s.write_all(&bytes).unwrap();
+        let (_, opcode, payload) = read_client_frame(&mut s);
+        assert_eq!(opcode, op::CLOSE);
+        assert_eq!(payload, code.to_be_bytes().to_vec());
+        // The server ends TCP; the client was waiting for it.
+    });
+    let mut ws = Client::connect_with(&srv.url(), &config()).unwrap();
+    let err = loop {
+        match ws.recv() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("closed without an error"),
+            Err(e) => break e,
+        }
+    };
+    srv.join();
+    assert!(ws.is_closed());
+    err
+}
+
+#[test]
+fn broken_server_frames_fail_with_their_close_code() {
+    let masked = common::encode_raw(0x81, b"x", Some([1, 2, 3, 4]));
+    assert!(matches!(fails_with(masked, 1002), ClientError::Protocol(_)));
+    let bad_utf8 = server_frame(true, op::TEXT, &[b'o', b'k', 0xFF]);
+    assert!(matches!(
+        fails_with(bad_utf8, 1007),
+        ClientError::Protocol(_)
+    ));
+    let reserved = common::encode_raw(0xC1, b"x", None);
+    assert!(matches!(
+        fails_with(reserved, 1002),
+        ClientError::Protocol(_)
+    ));
+}
+
+#[test]
+fn tcp_ending_without_a_close_is_an_error() {
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        s.write_all(upgrade_response(&accept).as_bytes()).unwrap();
+    });
+    let mut ws = Client::connect_with(&srv.url(), &config()).unwrap();
+    srv.join();
+    match ws.recv() {
+        Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.is_closed());
+}
+
+#[test]
+fn a_read_timeout_mid_message_leaves_the_connection_usable() {
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        s.write_all(upgrade_response(&accept).as_bytes()).unwrap();
+        let mut f = server_frame(false, op::TEXT, "ab€".as_bytes());
+        f.extend(server_frame(true, op::CONT, b"cd"));
+        // Stop inside the euro sign, then send the rest later.
+        s.write_all(&f[..5]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(&f[5..]).unwrap();
+        assert_eq!(read_client_frame(&mut s).1, op::CLOSE);
+        s.write_all(&server_frame(true, op::CLOSE, &[0x03, 0xE8]))
+            .unwrap();
+    });
+    let mut ws = Client::connect_with(&srv.url(), &config()).unwrap();
+    ws.set_read_timeout(Some(Duration::from_millis(50)));
+    match ws.recv() {
+        Err(ClientError::Io(e)) => assert!(matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        other => panic!("{other:?}"),
+    }
+    ws.set_read_timeout(Some(TIMEOUT));
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text("ab€cd")));
+    ws.close(1000, "").unwrap();
+    srv.join();
+}
+
+// ---------------------------------------------------------------------------
+// `zerows client`
+
+fn cli(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zerows"))
+        .arg("client")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        assert!(Instant::now() < deadline, "zerows client did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn cli_scripted_echo_and_errors() {
+    let server = TestServer::start();
+    let out = cli(&[&server.url()], "hi\nthere é\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "hi\nthere é\n");
+
+    let out = cli(&["--binary", &server.url()], "bin\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"bin\n");
+
+    let url = format!("ws://{}/missing", server.addr);
+    let out = cli(&[&url], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
+
+    let out = cli(&["wss://127.0.0.1:1/"], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{out:?}"
+    );
+}
