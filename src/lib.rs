@@ -83,5 +83,19 @@ pub use push::{Handle, Loop, Prepared, SlowPolicy, Topic};
 pub use server::{Config, Server, Stopper};
 pub use service::{Delivery, Echo, Message, MessageKind, Request, Service};
 
+/// The client side: [`Client`] on a blocking socket, and
+/// [`Connection`](client::Connection) for many connections in one mio loop,
+/// both on the same core as the server's, in the client role.
+pub mod client {
+    pub use crate::conn::Millis;
+    pub use crate::io::client::blocking::Client;
+    pub use crate::io::client::incoming::{Incoming, Piece};
+    pub use crate::io::client::nonblocking::{Connection, Status};
+    pub use crate::proto::client::config::ClientConfig;
+    pub use crate::proto::client::conn::{CloseFrame, Part};
+    pub use crate::proto::client::error::{ClientError, RequestError, ResponseError, UrlError};
+    pub use crate::proto::client::keys::Keys;
+}
+
 #[cfg(test)]
 mod testutil;

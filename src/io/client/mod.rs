@@ -4,8 +4,11 @@
 //! * `dial`: resolve a `ws://` URL, connect, and run the opening handshake
 //!   on a blocking socket;
 //! * `blocking`: [`Client`](blocking::Client), on a `std::net::TcpStream`;
+//! * `nonblocking`: [`Connection`](nonblocking::Connection), for many
+//!   connections in a caller's mio loop;
 //! * `incoming`: what a client hands out: pieces, pings, pongs.
 
 pub mod blocking;
 pub mod dial;
 pub mod incoming;
+pub mod nonblocking;

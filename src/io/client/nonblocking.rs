@@ -1,0 +1,418 @@
+//! A non-blocking client on mio: many connections served by one event
+//! loop, the caller's. The caller registers [`Connection::source`] for
+//! readable and writable events (edge-triggered) and calls
+//! [`on_readable`](Connection::on_readable) and
+//! [`on_writable`](Connection::on_writable) as they come, and
+//! [`on_timeout`](Connection::on_timeout) when [`deadline`] passes.
+//!
+//! Buffers: `rbuf[start..end]` is input the core has not consumed; `out`
+//! is output queued for the socket (the request, then masked frames). A
+//! send queues its frame and writes at once; what the socket does not
+//! take waits for the next writable event, and [`queued`] tells how much
+//! that is, so the caller can hold back (nothing here bounds it).
+//! One [`Keys`] source serves all of a loop's connections: it is passed
+//! to each call that masks.
+//!
+//! [`deadline`]: Connection::deadline
+//! [`queued`]: Connection::queued
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use mio::net::TcpStream;
+
+use super::incoming::{Incoming, Piece};
+use crate::conn::{millis, Millis};
+use crate::proto::client::config::ClientConfig;
+use crate::proto::client::conn::{write_masked, ClientConn, CloseFrame, Part, Stage};
+use crate::proto::client::error::{ClientError, ResponseError};
+use crate::proto::client::handshake::{self, Answer, Key};
+use crate::proto::client::keys::Keys;
+use crate::proto::client::reader::Event;
+use crate::proto::client::url::Target;
+use crate::service::MessageKind;
+
+/// Where a non-blocking connection is.
+#[derive(Debug)]
+enum Phase {
+    /// The request is queued or out; the response is awaited.
+    Upgrading {
+        key: Key,
+        scanned: usize,
+        deadline: Millis,
+    },
+    /// Upgraded: the core has it.
+    Open(ClientConn),
+}
+
+/// What a connection is doing, as [`Connection::on_readable`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The handshake is under way.
+    Upgrading,
+    /// Upgraded: messages flow.
+    Open,
+    /// Closing: closes exchanged or sent, TCP's end awaited.
+    Closing,
+    /// Over: deregister and drop it.
+    Closed,
+}
+
+/// One client connection for a caller's mio loop.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    phase: Phase,
+    rbuf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
+    written: usize,
+    protocol: Option<String>,
+    offered: Vec<String>,
+    max_message: u64,
+    max_head: usize,
+    close_timeout: std::time::Duration,
+}
+
+impl Connection {
+    /// Start connecting to `addr` (the host of `url`, resolved): the
+    /// connect is under way when this returns and the request is queued.
+    /// Register [`source`](Self::source) with the loop.
+    pub fn connect(
+        addr: SocketAddr,
+        url: &str,
+        cfg: &ClientConfig,
+        keys: &mut Keys,
+        now: Millis,
+    ) -> Result<Connection, ClientError> {
+        let target = Target::parse(url)?;
+        handshake::check_options(cfg)?;
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let key = handshake::key_from(keys.nonce());
+        let mut out = Vec::with_capacity(256);
+        handshake::write_request(&mut out, &target, &key, cfg);
+        let size = cfg.read_buffer.max(cfg.max_head + 1).max(256);
+        Ok(Connection {
+            stream,
+            phase: Phase::Upgrading {
+                key,
+                scanned: 0,
+                deadline: now + millis(cfg.handshake_timeout),
+            },
+            rbuf: vec![0u8; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            out,
+            written: 0,
+            protocol: None,
+            offered: cfg.subprotocols.clone(),
+            max_message: cfg.max_message,
+            max_head: cfg.max_head,
+            close_timeout: cfg.close_timeout,
+        })
+    }
+
+    /// The socket, to register with the loop.
+    pub fn source(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// What the connection is doing.
+    pub fn status(&self) -> Status {
+        match &self.phase {
+            Phase::Upgrading { .. } => Status::Upgrading,
+            Phase::Open(c) => match c.stage() {
+                Stage::Open => Status::Open,
+                Stage::CloseSent | Stage::Closing => Status::Closing,
+                Stage::Done => Status::Closed,
+            },
+        }
+    }
+
+    /// The subprotocol the server chose, once upgraded.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// What the server said when it closed, once it has.
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        match &self.phase {
+            Phase::Open(c) => c.close_frame(),
+            Phase::Upgrading { .. } => None,
+        }
+    }
+
+    /// Bytes queued that the socket has not taken yet.
+    pub fn queued(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) is due, if ever.
+    pub fn deadline(&self) -> Option<Millis> {
+        match &self.phase {
+            Phase::Upgrading { deadline, .. } => Some(*deadline),
+            Phase::Open(c) => c.deadline(),
+        }
+    }
+
+    /// Time passed: a handshake or a close wait past its deadline ends the
+    /// connection (a handshake's with a `TimedOut` error).
+    pub fn on_timeout(&mut self, now: Millis) -> Result<(), ClientError> {
+        match &mut self.phase {
+            Phase::Upgrading { deadline, .. } if now >= *deadline => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timed out").into())
+            }
+            Phase::Upgrading { .. } => Ok(()),
+            Phase::Open(c) => {
+                c.on_timeout(now);
+                Ok(())
+            }
+        }
+    }
+
+    /// The socket is writable: write what is queued.
+    pub fn on_writable(&mut self) -> Result<(), ClientError> {
+        self.write_out()
+    }
+
+    /// The socket is readable: read until it would block, and hand each
+    /// piece of a message, ping and pong to `f`. Returns the status after.
+    /// An error ends the connection (after the close the core queued for
+    /// a protocol error is written, as far as the socket takes it).
+    pub fn on_readable(
+        &mut self,
+        keys: &mut Keys,
+        now: Millis,
+        mut f: impl FnMut(Incoming<'_>),
+    ) -> Result<Status, ClientError> {
+        loop {
+            if let Phase::Upgrading { .. } = self.phase {
+                self.upgrade()?;
+            }
+            if let Phase::Open(conn) = &mut self.phase {
+                loop {
+                    if conn.stage() == Stage::Done {
+                        return Ok(Status::Closed);
+                    }
+                    let base = self.start;
+                    let whole = self.rbuf.len();
+                    let r = conn.handle_input(&mut self.rbuf[base..self.end], whole, keys, now);
+                    if !conn.pending().is_empty() {
+                        self.out.extend_from_slice(conn.pending());
+                        let n = conn.pending().len();
+                        conn.sent(n);
+                    }
+                    let (n, ev) = match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            let _ = self.write_out();
+                            return Err(e.into());
+                        }
+                    };
+                    self.start += n;
+                    match ev {
+                        Some(Event::Data {
+                            kind,
+                            at,
+                            first,
+                            last,
+                        }) => f(Incoming::Piece(Piece {
+                            kind,
+                            data: &self.rbuf[shift(at, base)],
+                            first,
+                            last,
+                        })),
+                        Some(Event::Ping(at)) => f(Incoming::Ping(&self.rbuf[shift(at, base)])),
+                        Some(Event::Pong(at)) => f(Incoming::Pong(&self.rbuf[shift(at, base)])),
+                        Some(Event::Close { .. }) => {}
+                        None => break,
+                    }
+                }
+                self.write_out()?;
+            }
+            match self.fill()? {
+                Fill::Read => {}
+                Fill::WouldBlock => return Ok(self.status()),
+                Fill::Eof => {
+                    return match &mut self.phase {
+                        Phase::Upgrading { .. } => Err(ResponseError::Incomplete.into()),
+                        Phase::Open(c) => {
+                            let clean = c.stage() == Stage::Closing;
+                            c.on_eof();
+                            if clean {
+                                Ok(Status::Closed)
+                            } else {
+                                Err(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    "the server ended the connection without a close handshake",
+                                )
+                                .into())
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Check the response once its head is in.
+    fn upgrade(&mut self) -> Result<(), ClientError> {
+        let Phase::Upgrading { key, scanned, .. } = &mut self.phase else {
+            return Ok(());
+        };
+        let buf = &self.rbuf[..self.end];
+        match handshake::read_response(buf, *scanned, key, &self.offered, self.max_head)? {
+            None => {
+                *scanned = self.end;
+                Ok(())
+            }
+            Some(Answer::Upgraded { head_len, protocol }) => {
+                self.protocol = protocol.map(|i| self.offered[i].clone());
+                self.start = head_len;
+                self.phase = Phase::Open(ClientConn::new(self.max_message, self.close_timeout));
+                Ok(())
+            }
+            Some(Answer::Refused {
+                code,
+                reason,
+                head_len,
+                content_length,
+            }) => {
+                let body_end = self.end.min(
+                    head_len
+                        + content_length
+                            .unwrap_or(usize::MAX)
+                            .min(crate::proto::client::error::BODY_PREFIX),
+                );
+                Err(ResponseError::Status {
+                    code,
+                    reason,
+                    body: String::from_utf8_lossy(&self.rbuf[head_len..body_end]).into_owned(),
+                }
+                .into())
+            }
+        }
+    }
+
+    fn fill(&mut self) -> Result<Fill, ClientError> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.rbuf.len() {
+            if matches!(self.phase, Phase::Upgrading { .. }) {
+                return Err(ResponseError::TooLarge.into());
+            }
+            self.rbuf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        loop {
+            match self.stream.read(&mut self.rbuf[self.end..]) {
+                Ok(0) => return Ok(Fill::Eof),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(Fill::Read);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fill::WouldBlock),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Send a text message in one frame.
+    pub fn send_text(&mut self, text: &str, keys: &mut Keys) -> Result<(), ClientError> {
+        self.send_frame(Part::Whole(MessageKind::Text), &[text.as_bytes()], keys)
+    }
+
+    /// Send a binary message in one frame.
+    pub fn send_binary(&mut self, data: &[u8], keys: &mut Keys) -> Result<(), ClientError> {
+        self.send_frame(Part::Whole(MessageKind::Binary), &[data], keys)
+    }
+
+    /// Send one frame of a message, from up to several parts joined (see
+    /// [`Client::send_part`](crate::Client::send_part) for the order).
+    pub fn send_frame(
+        &mut self,
+        part: Part,
+        parts: &[&[u8]],
+        keys: &mut Keys,
+    ) -> Result<(), ClientError> {
+        let conn = self.open()?;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let hdr = conn.frame_header(part, len as u64, keys)?;
+        write_masked(&mut self.out, &hdr, parts);
+        self.write_out()
+    }
+
+    /// Send a ping (at most 125 bytes).
+    pub fn ping(&mut self, payload: &[u8], keys: &mut Keys) -> Result<(), ClientError> {
+        self.open()?.ping(payload, keys)?;
+        self.take_pending();
+        self.write_out()
+    }
+
+    /// Start the close: the server's close and TCP's end follow through
+    /// [`on_readable`](Self::on_readable).
+    pub fn close(
+        &mut self,
+        code: u16,
+        reason: &str,
+        keys: &mut Keys,
+        now: Millis,
+    ) -> Result<(), ClientError> {
+        self.open()?.close(code, reason, keys, now)?;
+        self.take_pending();
+        self.write_out()
+    }
+
+    fn open(&mut self) -> Result<&mut ClientConn, ClientError> {
+        match &mut self.phase {
+            Phase::Open(c) => Ok(c),
+            Phase::Upgrading { .. } => Err(ClientError::Invalid("the handshake is not done")),
+        }
+    }
+
+    fn take_pending(&mut self) {
+        if let Phase::Open(c) = &mut self.phase {
+            self.out.extend_from_slice(c.pending());
+            let n = c.pending().len();
+            c.sent(n);
+        }
+    }
+
+    fn write_out(&mut self) -> Result<(), ClientError> {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Not connected yet, or the socket is full: the next
+                // writable event resumes.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => {
+                    if let Phase::Open(c) = &mut self.phase {
+                        c.abort();
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        Ok(())
+    }
+}
+
+enum Fill {
+    Read,
+    WouldBlock,
+    Eof,
+}
+
+fn shift(r: Range<usize>, base: usize) -> Range<usize> {
+    r.start + base..r.end + base
+}

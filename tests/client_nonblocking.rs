@@ -1,0 +1,100 @@
+//! Many client connections in one mio loop, against the zerows echo
+//! server: every echo checked, every connection closed cleanly.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use mio::{Events, Interest, Poll, Token};
+use zerows::client::{ClientConfig, Connection, Incoming, Keys, Status};
+
+const CONNS: usize = 200;
+const MESSAGES: usize = 20;
+
+/// The message `seq` of connection `id`.
+fn message(id: usize, seq: usize) -> String {
+    format!("{id}:{seq}:{}", "x".repeat((id * 7 + seq * 13) % 300))
+}
+
+#[test]
+fn many_connections_in_one_loop() {
+    let server = TestServer::start();
+    let url = server.url();
+    let mut poll = Poll::new().unwrap();
+    let mut keys = Keys::new();
+    let epoch = Instant::now();
+    let now = || epoch.elapsed().as_millis() as u64 + 1;
+    let cfg = ClientConfig::new();
+    let mut conns = HashMap::new();
+    // Per connection: messages sent, echoes checked, the piece gathered.
+    let mut sent = vec![0usize; CONNS];
+    let mut got = vec![0usize; CONNS];
+    for id in 0..CONNS {
+        let mut c = Connection::connect(server.addr, &url, &cfg, &mut keys, now()).unwrap();
+        poll.registry()
+            .register(
+                c.source(),
+                Token(id),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .unwrap();
+        conns.insert(id, c);
+    }
+    let mut events = Events::with_capacity(1024);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut closed = 0;
+    while closed < CONNS {
+        assert!(
+            Instant::now() < deadline,
+            "{closed} of {CONNS} closed in time"
+        );
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        for ev in events.iter() {
+            let id = ev.token().0;
+            let Some(c) = conns.get_mut(&id) else {
+                continue;
+            };
+            if ev.is_writable() {
+                c.on_writable().unwrap();
+            }
+            let before = c.status();
+            let mut echoes = Vec::new();
+            let status = c
+                .on_readable(&mut keys, now(), |inc| match inc {
+                    Incoming::Piece(p) => {
+                        assert!(p.first && p.last, "small echoes come whole");
+                        echoes.push(p.text().unwrap().to_string());
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .unwrap();
+            for e in echoes {
+                assert_eq!(e, message(id, got[id]), "connection {id}");
+                got[id] += 1;
+            }
+            if status == Status::Open {
+                if before == Status::Upgrading {
+                    // Pipelined: every message at once.
+                    while sent[id] < MESSAGES {
+                        c.send_text(&message(id, sent[id]), &mut keys).unwrap();
+                        sent[id] += 1;
+                    }
+                }
+                if got[id] == MESSAGES {
+                    c.close(1000, "", &mut keys, now()).unwrap();
+                }
+            }
+            if c.status() == Status::Closed {
+                assert_eq!(c.close_frame().unwrap().code, Some(1000));
+                poll.registry().deregister(c.source()).unwrap();
+                conns.remove(&id);
+                closed += 1;
+            }
+        }
+    }
+    assert!(got.iter().all(|&g| g == MESSAGES));
+    drop(server);
+}
