@@ -75,6 +75,9 @@ pub struct Reader {
     first: bool,
     /// Bytes of a cut code point at the front of the next input.
     carry: u8,
+    /// Of a text frame held whole, the payload bytes already validated:
+    /// held or not, invalid text fails as soon as it arrives.
+    checked: u32,
 }
 
 impl Reader {
@@ -88,6 +91,7 @@ impl Reader {
             msg: None,
             first: true,
             carry: 0,
+            checked: 0,
         }
     }
 
@@ -168,17 +172,26 @@ impl Reader {
                 Reading::Payload { fin, whole } => {
                     let have = (buf.len() - pos - c) as u64;
                     let avail = have.min(self.remaining) as usize;
+                    let kind = self.msg.expect("a data frame opened a message");
+                    // A held frame has no carried bytes: it opens its message.
+                    let from = pos + self.checked as usize;
                     if whole && (avail as u64) < self.remaining {
+                        if kind == MessageKind::Text {
+                            let ok = utf8::complete_prefix(&buf[from..pos + avail])
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                            self.checked = (from + ok - pos) as u32;
+                        }
                         return Ok((pos, None));
                     }
                     let frame_ends = avail as u64 == self.remaining;
                     let last = fin && frame_ends;
-                    let kind = self.msg.expect("a data frame opened a message");
                     let end = pos + c + avail;
+                    self.checked = 0;
                     let n = match kind {
                         MessageKind::Text => {
-                            let n = utf8::complete_prefix(&buf[pos..end])
-                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                            let n = from - pos
+                                + utf8::complete_prefix(&buf[from..end])
+                                    .map_err(|_| ProtocolError::InvalidUtf8)?;
                             if last && pos + n != end {
                                 return Err(ProtocolError::InvalidUtf8);
                             }

@@ -296,3 +296,54 @@ fn binary_is_never_held_back() {
         (vec![Got::Binary(vec![0xFF, 0xFE, 0xE2])], None)
     );
 }
+
+#[test]
+fn invalid_text_in_a_held_frame_fails_before_the_frame_is_in() {
+    // A one-frame message held whole: its bad byte still fails at once.
+    let mut payload = b"ok".to_vec();
+    payload.push(0xFF);
+    payload.extend_from_slice(&[b'x'; 100]);
+    let s = frame(true, opcode::TEXT, &payload);
+    let mut r = Reader::new(1 << 20);
+    let mut buf = s[..4].to_vec();
+    assert_eq!(
+        r.read(&mut buf, 1 << 16),
+        Ok((2, None)),
+        "valid so far: held"
+    );
+    let mut buf = s[2..8].to_vec();
+    assert_eq!(r.read(&mut buf, 1 << 16), Err(InvalidUtf8));
+    // Valid text cut inside a code point while held is fine.
+    let s = frame(true, opcode::TEXT, "aé€".as_bytes());
+    let mut r = Reader::new(1 << 20);
+    let mut buf = s[..4].to_vec();
+    assert_eq!(r.read(&mut buf, 1 << 16), Ok((2, None)));
+    let mut buf = s[2..].to_vec();
+    assert!(matches!(
+        r.read(&mut buf, 1 << 16),
+        Ok((6, Some(Event::Data { last: true, .. })))
+    ));
+}
+
+#[test]
+fn a_held_back_frame_fails_fast_on_invalid_utf8() {
+    // One text frame that fits the buffer, so it is held back until whole;
+    // its bytes are still checked as they arrive: the frame's end never
+    // comes, yet the error does, at every split.
+    let text: &[u8] = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80edited";
+    let s = frame(true, opcode::TEXT, text);
+    // Header (2) + the 11 valid bytes + 0xF4 0x90, which no code point
+    // starts with.
+    let bad = 2 + 13;
+    for cut in bad..s.len() {
+        for step in 1..=cut {
+            assert_eq!(
+                run(&s[..cut], step, 1 << 16),
+                (vec![], Some(InvalidUtf8)),
+                "cut {cut} step {step}"
+            );
+        }
+    }
+    // Before the bad byte, nothing is wrong yet.
+    assert_eq!(run(&s[..bad - 1], 1, 1 << 16), (vec![], None));
+}
