@@ -74,3 +74,19 @@ conn("closereason", [3, 0, 0, 7], [4], cf(8, b"\x0f\xa0" + utf))
 conn("unmasked", [0, 0, 0, 0], [], hdr(True, 1, 2) + b"hi")
 conn("cont-first", [0, 0, 0, 0], [], cf(0, b"x"))
 conn("pong-close", [7, 1, 0, 9], [1, 1, 1], cf(10, b"zz") + cf(8, b"") + cf(1, b"after"))
+
+# client: whole/16, npieces | pieces | server frames (unmasked)
+def sf(op, payload, fin=True):
+    return hdr(fin, op, len(payload)) + payload
+
+def client(name, whole, pieces, body):
+    write("client", name, bytes([whole, len(pieces)]) + bytes(pieces) + body)
+
+cut = "aé€𝄞z".encode()
+client("text", 4, [], sf(1, b"Hello world!"))
+client("fragments", 1, [1, 2, 3], sf(1, cut[:2], fin=False) + sf(9, b"p") + sf(0, cut[2:4], fin=False)
+       + sf(0, cut[4:5], fin=False) + sf(10, b"") + sf(0, cut[5:]) + sf(8, b"\x03\xe8bye"))
+client("binary", 0, [7], sf(2, bytes(range(256)) * 3) + sf(8, b""))
+client("bad_utf8", 2, [1], sf(1, b"ok\xff", fin=False) + sf(0, b"x"))
+client("masked", 2, [], bytes([0x81, 0x81, 1, 2, 3, 4, 0]))
+client("close_bad", 2, [], sf(8, b"\x03\xed"))
