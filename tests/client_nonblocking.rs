@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use mio::{Events, Interest, Poll, Token};
-use zerows::client::{ClientConfig, Connection, Incoming, Keys, Status};
+use zerows::client::{ClientConfig, Connection, Incoming, Keys, Part, Status};
+use zerows::MessageKind;
 
 const CONNS: usize = 200;
 const MESSAGES: usize = 20;
@@ -63,7 +64,7 @@ fn many_connections_in_one_loop() {
             let before = c.status();
             let mut echoes = Vec::new();
             let status = c
-                .on_readable(&mut keys, now(), |inc| match inc {
+                .on_readable(&mut keys, now(), ev.is_read_closed(), |inc| match inc {
                     Incoming::Piece(p) => {
                         assert!(p.first && p.last, "small echoes come whole");
                         echoes.push(p.text().unwrap().to_string());
@@ -79,7 +80,17 @@ fn many_connections_in_one_loop() {
                 if before == Status::Upgrading {
                     // Pipelined: every message at once.
                     while sent[id] < MESSAGES {
-                        c.send_text(&message(id, sent[id]), &mut keys).unwrap();
+                        let m = message(id, sent[id]);
+                        if id % 2 == 0 {
+                            c.send_text(&m, &mut keys).unwrap();
+                        } else {
+                            // Written in place, masked by the connection.
+                            let part = Part::Whole(MessageKind::Text);
+                            c.send_with(part, m.len(), &mut keys, |b| {
+                                b.copy_from_slice(m.as_bytes())
+                            })
+                            .unwrap();
+                        }
                         sent[id] += 1;
                     }
                 }

@@ -88,9 +88,22 @@ impl Connection {
         keys: &mut Keys,
         now: Millis,
     ) -> Result<Connection, ClientError> {
+        Target::parse(url)?;
+        handshake::check_options(cfg)?;
+        Connection::new(TcpStream::connect(addr)?, url, cfg, keys, now)
+    }
+
+    /// Take a socket the caller made (bound to a source address, say),
+    /// connected or with its connect under way, and queue the request.
+    pub fn new(
+        stream: TcpStream,
+        url: &str,
+        cfg: &ClientConfig,
+        keys: &mut Keys,
+        now: Millis,
+    ) -> Result<Connection, ClientError> {
         let target = Target::parse(url)?;
         handshake::check_options(cfg)?;
-        let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         let key = handshake::key_from(keys.nonce());
         let mut out = Vec::with_capacity(256);
@@ -183,59 +196,32 @@ impl Connection {
     /// piece of a message, ping and pong to `f`. Returns the status after.
     /// An error ends the connection (after the close the core queued for
     /// a protocol error is written, as far as the socket takes it).
+    ///
+    /// `read_closed`: the event says the server has ended its side
+    /// (mio's `Event::is_read_closed`). Unless it does, a read that comes
+    /// back short ends the call: the socket's queue is empty, and anything
+    /// arriving later, its end included, raises a new event. That saves
+    /// the read that would only say "would block", a third of the system
+    /// calls of a round trip.
     pub fn on_readable(
         &mut self,
         keys: &mut Keys,
         now: Millis,
+        read_closed: bool,
         mut f: impl FnMut(Incoming<'_>),
     ) -> Result<Status, ClientError> {
         loop {
-            if let Phase::Upgrading { .. } = self.phase {
-                self.upgrade()?;
-            }
-            if let Phase::Open(conn) = &mut self.phase {
-                loop {
-                    if conn.stage() == Stage::Done {
-                        return Ok(Status::Closed);
-                    }
-                    let base = self.start;
-                    let whole = self.rbuf.len();
-                    let r = conn.handle_input(&mut self.rbuf[base..self.end], whole, keys, now);
-                    if !conn.pending().is_empty() {
-                        self.out.extend_from_slice(conn.pending());
-                        let n = conn.pending().len();
-                        conn.sent(n);
-                    }
-                    let (n, ev) = match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            let _ = self.write_out();
-                            return Err(e.into());
-                        }
-                    };
-                    self.start += n;
-                    match ev {
-                        Some(Event::Data {
-                            kind,
-                            at,
-                            first,
-                            last,
-                        }) => f(Incoming::Piece(Piece {
-                            kind,
-                            data: &self.rbuf[shift(at, base)],
-                            first,
-                            last,
-                        })),
-                        Some(Event::Ping(at)) => f(Incoming::Ping(&self.rbuf[shift(at, base)])),
-                        Some(Event::Pong(at)) => f(Incoming::Pong(&self.rbuf[shift(at, base)])),
-                        Some(Event::Close { .. }) => {}
-                        None => break,
-                    }
-                }
-                self.write_out()?;
+            self.process(keys, now, &mut f)?;
+            if self.status() == Status::Closed {
+                return Ok(Status::Closed);
             }
             match self.fill()? {
-                Fill::Read => {}
+                Fill::Read { short } => {
+                    if short && !read_closed {
+                        self.process(keys, now, &mut f)?;
+                        return Ok(self.status());
+                    }
+                }
                 Fill::WouldBlock => return Ok(self.status()),
                 Fill::Eof => {
                     return match &mut self.phase {
@@ -257,6 +243,61 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Everything buffered through the core: the response, then every
+    /// event, each handed to `f`; then what the core queued is written.
+    fn process(
+        &mut self,
+        keys: &mut Keys,
+        now: Millis,
+        f: &mut impl FnMut(Incoming<'_>),
+    ) -> Result<(), ClientError> {
+        if let Phase::Upgrading { .. } = self.phase {
+            self.upgrade()?;
+        }
+        let Phase::Open(conn) = &mut self.phase else {
+            return Ok(());
+        };
+        loop {
+            if conn.stage() == Stage::Done {
+                return Ok(());
+            }
+            let base = self.start;
+            let whole = self.rbuf.len();
+            let r = conn.handle_input(&mut self.rbuf[base..self.end], whole, keys, now);
+            if !conn.pending().is_empty() {
+                self.out.extend_from_slice(conn.pending());
+                let n = conn.pending().len();
+                conn.sent(n);
+            }
+            let (n, ev) = match r {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = self.write_out();
+                    return Err(e.into());
+                }
+            };
+            self.start += n;
+            match ev {
+                Some(Event::Data {
+                    kind,
+                    at,
+                    first,
+                    last,
+                }) => f(Incoming::Piece(Piece {
+                    kind,
+                    data: &self.rbuf[shift(at, base)],
+                    first,
+                    last,
+                })),
+                Some(Event::Ping(at)) => f(Incoming::Ping(&self.rbuf[shift(at, base)])),
+                Some(Event::Pong(at)) => f(Incoming::Pong(&self.rbuf[shift(at, base)])),
+                Some(Event::Close { .. }) => {}
+                None => break,
+            }
+        }
+        self.write_out()
     }
 
     /// Check the response once its head is in.
@@ -308,12 +349,13 @@ impl Connection {
             self.rbuf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
+        let space = self.rbuf.len() - self.end;
         loop {
             match self.stream.read(&mut self.rbuf[self.end..]) {
                 Ok(0) => return Ok(Fill::Eof),
                 Ok(n) => {
                     self.end += n;
-                    return Ok(Fill::Read);
+                    return Ok(Fill::Read { short: n < space });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fill::WouldBlock),
@@ -344,6 +386,26 @@ impl Connection {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let hdr = conn.frame_header(part, len as u64, keys)?;
         write_masked(&mut self.out, &hdr, parts);
+        self.write_out()
+    }
+
+    /// Send one frame of `len` payload bytes that `fill` writes in place
+    /// (a payload serialised straight into the output: no copy), then
+    /// masked here.
+    pub fn send_with(
+        &mut self,
+        part: Part,
+        len: usize,
+        keys: &mut Keys,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), ClientError> {
+        let conn = self.open()?;
+        let hdr = conn.frame_header(part, len as u64, keys)?;
+        self.out.extend_from_slice(hdr.bytes());
+        let at = self.out.len();
+        self.out.resize(at + len, 0);
+        fill(&mut self.out[at..]);
+        crate::mask::apply(&mut self.out[at..], hdr.key, 0);
         self.write_out()
     }
 
@@ -408,7 +470,10 @@ impl Connection {
 }
 
 enum Fill {
-    Read,
+    /// Bytes arrived; `short`: fewer than there was room for.
+    Read {
+        short: bool,
+    },
     WouldBlock,
     Eof,
 }
