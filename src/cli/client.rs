@@ -2,10 +2,11 @@
 //!
 //! Lines from stdin go out as text messages (or binary, `--binary`); every
 //! message received is written to stdout, followed by a newline. When stdin
-//! ends, the client closes (`--close CODE`), prints what the server still
-//! sends before its own close, and exits: 0 after a clean close, 1 on any
-//! error (on stderr). On a terminal, stderr also shows the connection's
-//! state and received messages are marked with `< `.
+//! ends, the client waits for replies until the server has sent nothing for
+//! `--wait` seconds (see [`Linger`]), closes (`--close CODE`), prints what
+//! the server still sends before its own close, and exits: 0 after a clean
+//! close, 1 on any error (on stderr). On a terminal, stderr also shows the
+//! connection's state and received messages are marked with `< `.
 //!
 //! One thread reads stdin into a channel; the main thread owns the
 //! connection, waiting for input at most [`POLL`] at a time so that lines
@@ -44,6 +45,11 @@ pub struct Args {
     #[arg(long, value_name = "TEXT", default_value = "")]
     close_reason: String,
 
+    /// Once stdin has ended, close when no message has arrived for this
+    /// many seconds (0: close at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    wait: f64,
+
     /// Extra request header, as "Name: value" (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     headers: Vec<String>,
@@ -67,6 +73,42 @@ pub struct Args {
 
 /// How long the connection waits for the server before looking at stdin.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The longest wait after stdin ends, in `--wait` periods.
+const LINGER_CAP: u32 = 10;
+
+/// When to close once stdin has ended. Not at once: a server may answer a
+/// close straight away and drop the replies its application had yet to
+/// send, so `echo hi | zerows client URL` would print nothing. The client
+/// waits until no message has arrived for `quiet`, and at most
+/// [`LINGER_CAP`] such periods in all, so that a server that never stops
+/// talking does not keep it open.
+#[derive(Debug, Clone, Copy)]
+struct Linger {
+    quiet: Duration,
+    last: Instant,
+    until: Option<Instant>,
+}
+
+impl Linger {
+    fn start(now: Instant, quiet: Duration) -> Linger {
+        Linger {
+            quiet,
+            last: now,
+            until: now.checked_add(quiet.saturating_mul(LINGER_CAP)),
+        }
+    }
+
+    /// A message (or a piece of one) arrived.
+    fn heard(&mut self, now: Instant) {
+        self.last = now;
+    }
+
+    /// Whether to close now.
+    fn due(&self, now: Instant) -> bool {
+        self.until.is_some_and(|u| now >= u) || now.duration_since(self.last) >= self.quiet
+    }
+}
 
 /// Run the client; the exit status says how it ended.
 pub fn run(args: Args) -> ExitCode {
@@ -102,6 +144,8 @@ fn config(a: &Args) -> Result<ClientConfig, String> {
 
 fn session(a: &Args) -> Result<(), String> {
     let cfg = config(a)?;
+    let wait = Duration::try_from_secs_f64(a.wait)
+        .map_err(|_| format!("--wait: not a duration: {}", a.wait))?;
     let every = match a.ping_every {
         Some(s) => Some(
             Duration::try_from_secs_f64(s)
@@ -130,6 +174,7 @@ fn session(a: &Args) -> Result<(), String> {
     let mut next_ping = a.ping.then(Instant::now);
     let mut out = std::io::stdout().lock();
     let mut mid_message = false;
+    let mut linger: Option<Linger> = None;
     loop {
         if next_ping.is_some_and(|t| Instant::now() >= t) {
             ws.ping(b"zerows").map_err(|e| e.to_string())?;
@@ -150,13 +195,21 @@ fn session(a: &Args) -> Result<(), String> {
                 Err(mpsc::TryRecvError::Disconnected) => {
                     stdin_open = false;
                     next_ping = None;
-                    status(&format!("stdin ended: closing with {}", a.close));
-                    ws.send_close(a.close, &a.close_reason)
-                        .map_err(|e| e.to_string())?;
+                    linger = Some(Linger::start(Instant::now(), wait));
                 }
             }
         }
-        match ws.recv_event() {
+        if linger.is_some_and(|l| l.due(Instant::now())) {
+            linger = None;
+            status(&format!("stdin ended: closing with {}", a.close));
+            ws.send_close(a.close, &a.close_reason)
+                .map_err(|e| e.to_string())?;
+        }
+        let ev = ws.recv_event();
+        if let (Ok(Some(Incoming::Piece(_))), Some(l)) = (&ev, linger.as_mut()) {
+            l.heard(Instant::now());
+        }
+        match ev {
             Ok(Some(Incoming::Piece(p))) => {
                 if p.first && tty {
                     let _ = out.write_all(b"< ");
@@ -228,4 +281,56 @@ fn stdin_lines() -> mpsc::Receiver<String> {
         })
         .expect("spawn the stdin thread");
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn linger_waits_for_a_quiet_period() {
+        let t0 = Instant::now();
+        let l = Linger::start(t0, Q);
+        assert!(!l.due(t0), "closing as stdin ends loses the last replies");
+        assert!(!l.due(t0 + Q / 2));
+        assert!(l.due(t0 + Q));
+    }
+
+    #[test]
+    fn linger_is_postponed_by_each_message() {
+        let t0 = Instant::now();
+        let mut l = Linger::start(t0, Q);
+        l.heard(t0 + Q / 2);
+        assert!(!l.due(t0 + Q));
+        assert!(l.due(t0 + Q / 2 + Q));
+    }
+
+    #[test]
+    fn linger_is_capped() {
+        let t0 = Instant::now();
+        let mut l = Linger::start(t0, Q);
+        let cap = Q * LINGER_CAP;
+        let mut t = t0;
+        while t < t0 + cap {
+            l.heard(t);
+            t += Q / 2;
+        }
+        l.heard(t0 + cap);
+        assert!(l.due(t0 + cap), "a server that never stops keeps it open");
+    }
+
+    #[test]
+    fn linger_of_zero_closes_at_once() {
+        let t0 = Instant::now();
+        assert!(Linger::start(t0, Duration::ZERO).due(t0));
+    }
+
+    #[test]
+    fn linger_of_any_length_is_accepted() {
+        let t0 = Instant::now();
+        let l = Linger::start(t0, Duration::MAX);
+        assert!(!l.due(t0 + Duration::from_secs(3600)));
+    }
 }
