@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Summarise kosoku (Autobahn TestSuite) fuzzingclient reports.
+"""Summarise kosoku (Autobahn TestSuite) reports, of either mode: fuzzingclient
+(tests/autobahn/autobahn.sh, the server under test) or fuzzingserver
+(tests/autobahn/client.sh, the client under test).
 
 kosoku writes, per run, an Autobahn-format report directory:
   OUTDIR/index.json                {agent: {case_id: {behavior, behaviorClose,
@@ -127,6 +129,8 @@ def main() -> int:
                     help="informational line shown in the summary (does not fail the run)")
     ap.add_argument("--markdown", metavar="FILE", help="also write the summary as markdown to FILE")
     ap.add_argument("--title", default="Autobahn TestSuite (kosoku) results")
+    ap.add_argument("--generator", default="`tests/autobahn/autobahn.sh` (kosoku fuzzingclient)",
+                    help="what produced the reports, for the markdown summary's first line")
     args = ap.parse_args()
 
     cases, agents, problems = load_reports(args.reports)
@@ -215,7 +219,7 @@ def main() -> int:
     if args.markdown:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         md: list[str] = [f"# {args.title}", ""]
-        md.append(f"Generated {now} by `tests/autobahn/autobahn.sh` (kosoku fuzzingclient). "
+        md.append(f"Generated {now} by {args.generator}. "
                   f"Agent: {', '.join(f'`{a}`' for a in sorted(agents)) or '?'}.")
         md.append("")
         md.append(f"**{'PASS' if ok else 'FAIL'}**: {n_passed} of {n_total} cases passed "
