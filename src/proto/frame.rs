@@ -9,6 +9,7 @@
 //! length.
 
 use crate::error::{close_code, ProtocolError};
+use crate::service::MessageKind;
 use crate::utf8;
 
 /// The longest header: 2 bytes, 8 bytes of extended length, 4 of mask key.
@@ -178,6 +179,20 @@ pub fn encode_before(buf: &mut [u8], end: usize, fin: bool, opcode: u8, len: u64
     let start = end - header_len(len, false);
     encode(&mut buf[start..end], fin, opcode, len, None);
     start
+}
+
+/// The fragmentation rule (§5.4) for a data frame with opcode `op` while
+/// `open` is the message under way: the message the frame opens (`None`
+/// for a continuation), or the rule it breaks.
+#[inline]
+pub fn sequence(op: u8, open: Option<MessageKind>) -> Result<Option<MessageKind>, ProtocolError> {
+    match (op, open) {
+        (opcode::CONTINUATION, None) => Err(ProtocolError::UnexpectedContinuation),
+        (opcode::CONTINUATION, Some(_)) => Ok(None),
+        (_, Some(_)) => Err(ProtocolError::ExpectedContinuation),
+        (opcode::TEXT, None) => Ok(Some(MessageKind::Text)),
+        (_, None) => Ok(Some(MessageKind::Binary)),
+    }
 }
 
 /// Validate a close frame's payload (§5.5.1, §7.4): returns its code.

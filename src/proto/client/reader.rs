@@ -137,15 +137,7 @@ impl Reader {
                         };
                         return Ok((e, Some(ev)));
                     }
-                    let opens = match (h.opcode, self.msg) {
-                        (opcode::CONTINUATION, None) => {
-                            return Err(ProtocolError::UnexpectedContinuation)
-                        }
-                        (opcode::CONTINUATION, Some(_)) => None,
-                        (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-                        (opcode::TEXT, None) => Some(MessageKind::Text),
-                        (_, None) => Some(MessageKind::Binary),
-                    };
+                    let opens = frame::sequence(h.opcode, self.msg)?;
                     // Both below 2^63 (decode refuses the top bit; msg_len
                     // is bounded by max_message): no overflow.
                     let total = self.msg_len + h.len;

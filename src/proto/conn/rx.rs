@@ -27,13 +27,7 @@ impl Conn {
         h: &mut E,
         now: Millis,
     ) -> Result<(), ProtocolError> {
-        let kind = match (op, self.msg) {
-            (opcode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (opcode::CONTINUATION, Some(_)) => None,
-            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            (opcode::TEXT, None) => Some(MessageKind::Text),
-            (_, None) => Some(MessageKind::Binary),
-        };
+        let kind = frame::sequence(op, self.msg)?;
         // Both terms are below 2^63 (decode rejects the top bit; msg_len is
         // bounded by max_message), so the sum cannot overflow.
         let total = self.msg_len + len;
