@@ -228,23 +228,22 @@ fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     common::encode_raw(if fin { 0x80 } else { 0 } | opcode, payload, None)
 }
 
-/// Read one client frame; check it is masked and unmask it.
+/// Read one client frame, exactly its bytes; check it is masked and unmask
+/// it.
 fn read_client_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
     let mut buf = Vec::new();
-    let mut b = [0u8; 4096];
+    let mut b = [0u8; 1];
     loop {
         if let Some(h) = frame::decode(&buf, Role::FromClient).expect("a masked client frame") {
-            let end = h.header_len + h.len as usize;
-            if buf.len() >= end {
-                let mut p = buf[h.header_len..end].to_vec();
-                zerows::mask::apply(&mut p, h.mask.unwrap(), 0);
-                assert_eq!(buf.len(), end, "one frame at a time in these scripts");
-                return (h.fin, h.opcode, p);
-            }
+            let mut p = vec![0u8; h.len as usize];
+            s.read_exact(&mut p).expect("the frame's payload");
+            zerows::mask::apply(&mut p, h.mask.unwrap(), 0);
+            return (h.fin, h.opcode, p);
         }
-        let n = s.read(&mut b).unwrap();
-        assert!(n > 0, "client ended TCP mid-frame");
-        buf.extend_from_slice(&b[..n]);
+        // Byte by byte: the header ends where decode says, and what
+        // follows it is left in the socket for the next call.
+        assert_eq!(s.read(&mut b).unwrap(), 1, "client ended TCP mid-frame");
+        buf.push(b[0]);
     }
 }
 

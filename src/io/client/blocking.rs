@@ -57,7 +57,13 @@ pub struct Client {
     wbuf: Vec<u8>,
     protocol: Option<String>,
     read_timeout: Option<Duration>,
+    /// The socket's read timeout as last set: setting it costs a system
+    /// call, and it only changes while a close deadline runs.
+    timeout_set: Option<Duration>,
     epoch: Instant,
+    /// When the last read returned: the core's clock for what it read.
+    /// One clock read per socket read, not per event.
+    last_read: Millis,
 }
 
 /// Where a message handed out by [`Client::recv`] is.
@@ -99,7 +105,9 @@ impl Client {
             wbuf: Vec::new(),
             protocol: up.protocol,
             read_timeout: None,
+            timeout_set: None,
             epoch: Instant::now(),
+            last_read: 1,
         })
     }
 
@@ -268,8 +276,13 @@ impl Client {
                 let _ = self.stream.shutdown(std::net::Shutdown::Both);
                 return Ok(None);
             }
+            if self.start == self.end && self.conn.pending().is_empty() {
+                // Nothing buffered: nothing for the core to read yet.
+                self.fill()?;
+                continue;
+            }
             let base = self.start;
-            let now = self.now();
+            let now = self.last_read;
             let whole = self.rbuf.len();
             let read =
                 self.conn
@@ -315,8 +328,13 @@ impl Client {
             Some(d) => Some(Duration::from_millis(d.saturating_sub(self.now()).max(1))),
             None => self.read_timeout,
         };
-        self.stream.set_read_timeout(wait)?;
-        match self.stream.read(&mut self.rbuf[self.end..]) {
+        if wait != self.timeout_set {
+            self.stream.set_read_timeout(wait)?;
+            self.timeout_set = wait;
+        }
+        let read = self.stream.read(&mut self.rbuf[self.end..]);
+        self.last_read = self.now();
+        match read {
             Ok(0) => {
                 let clean = self.conn.stage() == Stage::Closing;
                 self.conn.on_eof();
