@@ -109,3 +109,142 @@ fn many_connections_in_one_loop() {
     assert!(got.iter().all(|&g| g == MESSAGES));
     drop(server);
 }
+
+/// Frames queued (written in place) leave together on `flush`, come
+/// back intact, and nothing can be queued before the upgrade.
+#[test]
+fn queued_frames_leave_on_flush() {
+    let server = TestServer::start();
+    let url = server.url();
+    let mut poll = Poll::new().unwrap();
+    let mut keys = Keys::new();
+    let epoch = Instant::now();
+    let now = || epoch.elapsed().as_millis() as u64 + 1;
+    let mut c =
+        Connection::connect(server.addr, &url, &ClientConfig::new(), &mut keys, now()).unwrap();
+    let part = Part::Whole(MessageKind::Binary);
+    assert!(c.queue_with(part, 1, &mut keys, |_| {}).is_err());
+    c.reserve(64 << 10);
+    poll.registry()
+        .register(
+            c.source(),
+            Token(0),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .unwrap();
+    // Binary payloads of every length up to 300.
+    let payload = |n: usize| (0..n).map(|i| (i * 31 + n) as u8).collect::<Vec<u8>>();
+    const N: usize = 300;
+    let mut got = 0;
+    let mut queued = false;
+    let mut events = Events::with_capacity(16);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.status() != Status::Closed {
+        assert!(Instant::now() < deadline, "{got} of {N} echoes in time");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        for ev in events.iter() {
+            if ev.is_writable() {
+                c.on_writable().unwrap();
+            }
+            let status = c
+                .on_readable(&mut keys, now(), ev.is_read_closed(), |inc| match inc {
+                    Incoming::Piece(p) => {
+                        assert!(p.first && p.last);
+                        assert_eq!(p.data, &payload(got)[..], "echo {got}");
+                        got += 1;
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .unwrap();
+            if status == Status::Open && !queued {
+                for n in 0..N {
+                    let p = payload(n);
+                    c.queue_with(part, n, &mut keys, |b| b.copy_from_slice(&p))
+                        .unwrap();
+                }
+                // Nothing leaves before the flush.
+                assert!(c.queued() > N * 2);
+                c.flush().unwrap();
+                queued = true;
+            }
+            if status == Status::Open && got == N {
+                c.close(1000, "", &mut keys, now()).unwrap();
+            }
+        }
+    }
+    assert_eq!(got, N);
+    assert_eq!(c.close_frame().unwrap().code, Some(1000));
+}
+
+/// Payloads queued over storage that earlier, larger frames used (not
+/// zeroed again) come back exactly as written, across partial writes.
+#[test]
+fn reused_queue_storage_carries_only_new_payloads() {
+    let server = TestServer::start();
+    let url = server.url();
+    let mut poll = Poll::new().unwrap();
+    let mut keys = Keys::new();
+    let epoch = Instant::now();
+    let now = || epoch.elapsed().as_millis() as u64 + 1;
+    let mut c =
+        Connection::connect(server.addr, &url, &ClientConfig::new(), &mut keys, now()).unwrap();
+    poll.registry()
+        .register(
+            c.source(),
+            Token(0),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .unwrap();
+    let sizes = [200_000usize, 10, 150_000, 3, 0, 200_000, 70_000, 1];
+    let payload = |i: usize| {
+        (0..sizes[i])
+            .map(|k| (k * 7 + i * 13 + 1) as u8)
+            .collect::<Vec<u8>>()
+    };
+    let part = Part::Whole(MessageKind::Binary);
+    let (mut sent, mut got) = (0, 0);
+    let mut gathered = Vec::new();
+    let mut events = Events::with_capacity(16);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.status() != Status::Closed {
+        assert!(
+            Instant::now() < deadline,
+            "{got} of {} echoes in time",
+            sizes.len()
+        );
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        for ev in events.iter() {
+            if ev.is_writable() {
+                c.on_writable().unwrap();
+            }
+            let status = c
+                .on_readable(&mut keys, now(), ev.is_read_closed(), |inc| match inc {
+                    Incoming::Piece(p) => {
+                        gathered.extend_from_slice(p.data);
+                        if p.last {
+                            assert!(gathered == payload(got), "echo {got}");
+                            gathered.clear();
+                            got += 1;
+                        }
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .unwrap();
+            // One message at a time, each queued while the last may still
+            // be partly unwritten.
+            if status == Status::Open && sent < sizes.len() && sent <= got + 1 {
+                let p = payload(sent);
+                c.queue_with(part, p.len(), &mut keys, |b| b.copy_from_slice(&p))
+                    .unwrap();
+                c.flush().unwrap();
+                sent += 1;
+            }
+            if status == Status::Open && got == sizes.len() {
+                c.close(1000, "", &mut keys, now()).unwrap();
+            }
+        }
+    }
+    assert_eq!(got, sizes.len());
+}

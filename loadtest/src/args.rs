@@ -135,8 +135,11 @@ pub struct RunArgs {
     /// leave in 1 ms bursts and latencies (measured from the schedule) grow.
     #[arg(long)]
     pub no_spin: bool,
-    /// Seed for mask keys and nonces (default: from the clock).
-    #[arg(long)]
+    /// Accepted so that older scripts still run, and ignored: masking
+    /// keys and nonces come from the client library's generator, seeded
+    /// from the operating system.
+    #[arg(long, hide = true)]
+    #[allow(dead_code)]
     pub seed: Option<u64>,
 }
 

@@ -11,7 +11,6 @@ mod args;
 mod client;
 mod compare;
 mod fanout;
-mod handshake;
 mod limits;
 mod payload;
 mod plot;

@@ -41,12 +41,25 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
-#[inline]
+#[cfg(test)]
 fn put_nibbles(out: &mut [u8], v: u64) {
     let n = out.len();
     for (i, b) in out.iter_mut().enumerate() {
         *b = NIBBLE_BASE | ((v >> (4 * (n - 1 - i))) & 0xF) as u8;
     }
+}
+
+/// The 8 nibble bytes of a 32-bit value (most significant first), as the
+/// bytes of a little-endian word, built a word at a time: the inverse of
+/// [`get_nibbles8`], and it runs for every message sent.
+#[inline]
+fn nibbles8(v: u32) -> u64 {
+    // Spread each nibble into a byte of its own, doubling the gaps.
+    let mut x = u64::from(v);
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    (x | u64::from_ne_bytes([NIBBLE_BASE; 8])).swap_bytes()
 }
 
 /// Read 8 nibble bytes (most significant first) as a 32-bit value, a word
@@ -104,17 +117,24 @@ fn key_word(key: [u8; 4]) -> u64 {
     ])
 }
 
+/// The key that leaves a payload unmasked: the library masks what is
+/// queued with `queue_with`.
+pub const NO_MASK: [u8; 4] = [0; 4];
+
 /// Write the payload for message `seq` of connection `conn` into `out`
 /// (its whole length is the payload; at least [`MIN_SIZE`]), already masked
 /// with `key` (all zeros: unmasked). One pass, no copy.
 pub fn fill(out: &mut [u8], conn: u32, seq: u64, key: [u8; 4]) {
     debug_assert!(out.len() >= MIN_SIZE);
-    put_nibbles(&mut out[0..8], u64::from(conn));
-    put_nibbles(&mut out[8..HEADER], seq);
-    for (j, b) in out[..HEADER].iter_mut().enumerate() {
-        *b ^= key[j & 3];
-    }
     let k = key_word(key);
+    let head = [
+        nibbles8(conn),
+        nibbles8((seq >> 32) as u32),
+        nibbles8(seq as u32),
+    ];
+    for (c, w) in out[..HEADER].chunks_exact_mut(8).zip(head) {
+        c.copy_from_slice(&(w ^ k).to_le_bytes());
+    }
     let s = seed(conn, seq);
     let mut chunks = out[HEADER..].chunks_exact_mut(8);
     let mut x = s;
@@ -185,6 +205,119 @@ pub fn check_range(bytes: &[u8], conn: u32, seq: u64, offset: usize) -> Result<(
     Err(Mismatch::Content(HEADER + offset + at))
 }
 
+/// The longest frame header: 2 bytes, 8 of extended length, a 4-byte key.
+pub const MAX_HEADER: usize = 14;
+
+/// Bytes a frame with `payload` bytes takes on the wire: the header (2, 4
+/// or 10 bytes by length, RFC 6455 §5.2), 4 more for a client's masking
+/// key, and the payload.
+#[inline]
+pub const fn frame_len(payload: u64, masked: bool) -> u64 {
+    let len_bytes = if payload > 0xFFFF {
+        8
+    } else if payload > 125 {
+        2
+    } else {
+        0
+    };
+    2 + len_bytes + if masked { 4 } else { 0 } + payload
+}
+
+/// One echoed payload checked piece by piece, wherever the pieces are cut:
+/// the header is gathered, and every byte after it is compared with the
+/// pattern at its offset, so a message is never held whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Pieces {
+    /// Bytes of the message so far.
+    len: u64,
+    head: [u8; HEADER],
+    /// The header read, or why it could not be.
+    seq: Option<Result<u64, Mismatch>>,
+    /// Longer than its sequence number says, or a pattern byte differs.
+    bad: bool,
+}
+
+impl Default for Pieces {
+    fn default() -> Self {
+        Pieces {
+            len: 0,
+            head: [0; HEADER],
+            seq: None,
+            bad: false,
+        }
+    }
+}
+
+impl Pieces {
+    /// A new message begins.
+    #[inline]
+    pub fn start(&mut self) {
+        self.len = 0;
+        self.seq = None;
+        self.bad = false;
+    }
+
+    /// The next piece of the message, which should be payload `conn`'s;
+    /// `size_of` gives the length sent for a sequence number.
+    #[inline]
+    pub fn feed(&mut self, mut bytes: &[u8], conn: u32, size_of: impl Fn(u64) -> usize) {
+        let head = self.len as usize;
+        if head < HEADER {
+            // Kept whole (24 bytes) even when one piece holds it, to read
+            // it across a cut and to describe a wrong message.
+            let k = (HEADER - head).min(bytes.len());
+            if k == HEADER {
+                // The usual case, as a fixed-size copy.
+                self.head.copy_from_slice(&bytes[..HEADER]);
+            } else {
+                self.head[head..head + k].copy_from_slice(&bytes[..k]);
+            }
+            self.len += k as u64;
+            bytes = &bytes[k..];
+            if head + k == HEADER {
+                self.seq = Some(sequence(&self.head, conn));
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        let offset = self.len as usize - HEADER;
+        self.len += bytes.len() as u64;
+        if let (Some(Ok(seq)), false) = (self.seq, self.bad) {
+            if self.len > size_of(seq) as u64 || check_range(bytes, conn, seq, offset).is_err() {
+                self.bad = true;
+            }
+        }
+    }
+
+    /// Bytes of the message so far.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The sequence number the header carries, or why it cannot be read
+    /// (a message shorter than the header has none).
+    #[inline]
+    pub fn sequence(&self) -> Result<u64, Mismatch> {
+        self.seq.unwrap_or(Err(Mismatch::BadHeader))
+    }
+
+    /// The message is exactly payload (`conn`, its sequence number) of
+    /// `size` bytes.
+    #[inline]
+    pub fn intact(&self, size: usize) -> bool {
+        matches!(self.seq, Some(Ok(_))) && !self.bad && self.len == size as u64
+    }
+
+    /// The message's first bytes (up to the header's length), printable,
+    /// for error messages.
+    pub fn snippet(&self) -> String {
+        let n = (self.len as usize).min(HEADER);
+        String::from_utf8_lossy(&self.head[..n]).into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,8 +335,19 @@ mod tests {
             let mut a = vec![0; len];
             fill(&mut a, 9, 42, key);
             let mut b = make(len, 9, 42);
-            zerows::mask::apply(&mut b, key, 0);
+            for (i, x) in b.iter_mut().enumerate() {
+                *x ^= key[i % 4];
+            }
             assert_eq!(a, b, "len {len}");
+        }
+    }
+
+    #[test]
+    fn word_nibbles_match_byte_nibbles() {
+        for v in [0u32, 1, 0xF, 0x1234_5678, 0x9ABC_DEF0, u32::MAX] {
+            let mut b = [0u8; 8];
+            put_nibbles(&mut b, u64::from(v));
+            assert_eq!(nibbles8(v).to_le_bytes(), b, "{v:#x}");
         }
     }
 
@@ -281,5 +425,51 @@ mod tests {
         // The body of message 1 is not the body of message 2.
         assert!(check_body(&p, 5, 2).is_err());
         assert!(sequence(&p[..10], 5).is_err());
+    }
+
+    #[test]
+    fn pieces_check_like_the_whole_wherever_cut() {
+        let p = make(100, 6, 41);
+        let size = |_| 100;
+        for cut in 0..=p.len() {
+            for cut2 in cut..=p.len() {
+                let mut c = Pieces::default();
+                c.start();
+                for piece in [&p[..cut], &p[cut..cut2], &p[cut2..]] {
+                    c.feed(piece, 6, size);
+                }
+                assert_eq!(c.sequence(), Ok(41), "cuts {cut} {cut2}");
+                assert!(c.intact(100), "cuts {cut} {cut2}");
+            }
+        }
+        let mut bad = p.clone();
+        bad[70] ^= 1;
+        let mut c = Pieces::default();
+        c.feed(&bad[..50], 6, size);
+        c.feed(&bad[50..], 6, size);
+        assert!(!c.intact(100));
+        // Too long, too short, someone else's, no header at all.
+        let mut c = Pieces::default();
+        c.feed(&p, 6, |_| 99);
+        assert!(!c.intact(99));
+        let mut c = Pieces::default();
+        c.feed(&p[..99], 6, size);
+        assert!(!c.intact(100));
+        let mut c = Pieces::default();
+        c.feed(&p, 7, size);
+        assert_eq!(c.sequence(), Err(Mismatch::WrongConnection(6)));
+        c.start();
+        c.feed(&p[..10], 6, size);
+        assert_eq!(c.sequence(), Err(Mismatch::BadHeader));
+        assert_eq!(c.snippet().len(), 10);
+    }
+
+    #[test]
+    fn frame_lengths() {
+        assert_eq!(frame_len(0, false), 2);
+        assert_eq!(frame_len(125, true), 131);
+        assert_eq!(frame_len(126, false), 130);
+        assert_eq!(frame_len(65535, true), 65543);
+        assert_eq!(frame_len(65536, false), 65546);
     }
 }

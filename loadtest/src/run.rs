@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zerows::frame::opcode;
+use zerows::MessageKind;
 
 use crate::args::{ConnectArgs, IdleArgs, Mode, RunArgs};
 use crate::client::Plan;
@@ -78,7 +78,6 @@ struct Setup<T: Fn(f64) -> Task> {
     /// The task for a worker with this fraction of the connections.
     task: T,
     timeline_secs: usize,
-    seed: u64,
     spin: bool,
 }
 
@@ -108,7 +107,6 @@ fn launch<T: Fn(f64) -> Task>(conn: &ConnectArgs, setup: Setup<T>) -> Result<Lau
             spread: !conn.no_spread,
             task: (setup.task)(fraction),
             timeline_secs: setup.timeline_secs,
-            seed: setup.seed,
             spin: setup.spin,
         };
         let shared = shared.clone();
@@ -202,10 +200,10 @@ pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
     let plan = Plan {
         target: args.conn.url.clone(),
         sizes: args.sizes.clone(),
-        opcode: if args.sends_text() {
-            opcode::TEXT
+        kind: if args.sends_text() {
+            MessageKind::Text
         } else {
-            opcode::BINARY
+            MessageKind::Binary
         },
         window: args.window() as usize,
         reply: args.reply,
@@ -221,15 +219,11 @@ pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
             _ => None,
         },
     };
-    let seed = args
-        .seed
-        .unwrap_or_else(|| crate::rng::Rng::from_entropy(0).next_u64());
     let setup = Setup {
         plan,
         messages: args.messages,
         task,
         timeline_secs,
-        seed,
         spin: !args.no_spin,
     };
     let l = launch(&args.conn, setup)?;
@@ -277,7 +271,7 @@ pub fn idle(args: &IdleArgs) -> Result<IdleSummary, RunError> {
     let plan = Plan {
         target: args.conn.url.clone(),
         sizes: vec![crate::payload::MIN_SIZE],
-        opcode: opcode::BINARY,
+        kind: MessageKind::Binary,
         window: 1,
         reply: crate::reply::ReplyMode::Echo,
     };
@@ -297,7 +291,6 @@ pub fn idle(args: &IdleArgs) -> Result<IdleSummary, RunError> {
         messages: Some(0),
         task,
         timeline_secs: args.hold.ceil() as usize + 2,
-        seed: 0,
         spin: false,
     };
     let l = launch(&args.conn, setup)?;

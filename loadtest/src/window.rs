@@ -2,7 +2,9 @@
 //!
 //! Invariants: sequence numbers are issued consecutively from 0; at most
 //! `capacity` sequence numbers lie between the oldest unanswered one and the
-//! next to send, so `seq % capacity` names a slot without collision. A slot
+//! next to send, and there are at least that many slots (a power of two, so
+//! that finding one takes a mask, not a division: this runs several times
+//! per message), so `seq & mask` names a slot without collision. A slot
 //! holds the send time (plus one, so that 0 means "not outstanding"). Each
 //! echo is classified once: in order, reordered (it arrived after a later
 //! one), or unexpected (never sent, or answered already). What is still
@@ -21,6 +23,10 @@ pub struct Answered {
 #[derive(Debug)]
 pub struct Window {
     slots: Box<[u64]>,
+    /// `slots.len() - 1`.
+    mask: u64,
+    /// Messages in flight at most.
+    capacity: u64,
     next: u64,
     oldest: u64,
     outstanding: u64,
@@ -30,8 +36,12 @@ pub struct Window {
 
 impl Window {
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let slots = capacity.next_power_of_two();
         Window {
-            slots: vec![0; capacity.max(1)].into_boxed_slice(),
+            slots: vec![0; slots].into_boxed_slice(),
+            mask: slots as u64 - 1,
+            capacity: capacity as u64,
             next: 0,
             oldest: 0,
             outstanding: 0,
@@ -42,7 +52,7 @@ impl Window {
     /// Whether another message may be sent without reusing a live slot.
     #[inline]
     pub fn has_room(&self) -> bool {
-        self.next - self.oldest < self.slots.len() as u64
+        self.next - self.oldest < self.capacity
     }
 
     #[inline]
@@ -61,8 +71,7 @@ impl Window {
     pub fn send(&mut self, at: u64) -> u64 {
         debug_assert!(self.has_room());
         let seq = self.next;
-        let n = self.slots.len() as u64;
-        self.slots[(seq % n) as usize] = at + 1;
+        self.slots[(seq & self.mask) as usize] = at + 1;
         self.next += 1;
         self.outstanding += 1;
         seq
@@ -74,8 +83,7 @@ impl Window {
         if seq < self.oldest || seq >= self.next {
             return None;
         }
-        let n = self.slots.len() as u64;
-        let slot = &mut self.slots[(seq % n) as usize];
+        let slot = &mut self.slots[(seq & self.mask) as usize];
         if *slot == 0 {
             return None;
         }
@@ -84,7 +92,7 @@ impl Window {
         self.outstanding -= 1;
         let reordered = seq < self.high;
         self.high = self.high.max(seq + 1);
-        while self.oldest < self.next && self.slots[(self.oldest % n) as usize] == 0 {
+        while self.oldest < self.next && self.slots[(self.oldest & self.mask) as usize] == 0 {
             self.oldest += 1;
         }
         Some(Answered { sent_at, reordered })
@@ -92,10 +100,9 @@ impl Window {
 
     /// (lost, unanswered) among the messages still outstanding.
     pub fn tally(&self) -> (u64, u64) {
-        let n = self.slots.len() as u64;
         let (mut lost, mut unanswered) = (0, 0);
         for seq in self.oldest..self.next {
-            if self.slots[(seq % n) as usize] != 0 {
+            if self.slots[(seq & self.mask) as usize] != 0 {
                 if seq < self.high {
                     lost += 1;
                 } else {

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use zerows::client::Keys;
+
 use crate::client::{Client, Plan, State};
-use crate::rng::Rng;
 use crate::socket;
 use crate::stats::Stats;
 
@@ -80,7 +81,6 @@ pub struct WorkerConfig {
     pub spread: bool,
     pub task: Task,
     pub timeline_secs: usize,
-    pub seed: u64,
     /// Busy-poll instead of sleeping when a paced send is less than 1 ms away.
     pub spin: bool,
 }
@@ -140,9 +140,12 @@ fn pending(s: State) -> bool {
 pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Result<Outcome> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
-    let mut rng = Rng::from_entropy(cfg.seed ^ cfg.index as u64);
+    // Masking keys and nonces for every connection of this loop.
+    let mut keys = Keys::new();
     let mut stats = Stats::new(cfg.timeline_secs);
     let plan = &cfg.plan;
+    let url = plan.url();
+    let client_cfg = plan.client_config();
     let n = cfg.ids.len();
     let mut clients: Vec<Client> = Vec::with_capacity(n);
     let live = &shared.live[cfg.index];
@@ -182,22 +185,28 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                 while opened < n.min(by_ramp) && in_progress < MAX_PENDING {
                     let id = cfg.ids[opened];
                     let src = socket::source_for(id, plan.target.addr, cfg.spread);
-                    match socket::connect(plan.target.addr, src) {
-                        Ok(mut stream) => {
+                    let made = socket::connect(plan.target.addr, src).and_then(|stream| {
+                        Client::new(
+                            id,
+                            stream,
+                            plan,
+                            &url,
+                            &client_cfg,
+                            &mut keys,
+                            clock.now_ns(),
+                            cfg.quotas[opened],
+                        )
+                        .map_err(std::io::Error::other)
+                    });
+                    match made {
+                        Ok(mut c) => {
                             // Tokens index `clients`, which skips failed sockets.
                             poll.registry().register(
-                                &mut stream,
+                                c.source(),
                                 Token(clients.len()),
                                 Interest::READABLE | Interest::WRITABLE,
                             )?;
-                            clients.push(Client::new(
-                                id,
-                                stream,
-                                plan,
-                                &mut rng,
-                                clock.now_ns(),
-                                cfg.quotas[opened],
-                            ));
+                            clients.push(c);
                             in_progress += 1;
                         }
                         Err(e) => {
@@ -258,7 +267,7 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                     }
                     let sending = phase == Phase::Sending;
                     for c in clients.iter_mut() {
-                        c.pump(plan, now, &mut stats, &mut rng, sending);
+                        c.pump(plan, now, &mut stats, &mut keys, sending);
                     }
                 }
             }
@@ -272,9 +281,9 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                         let c = &mut clients[(paced % count) as usize];
                         if phase == Phase::Sending {
                             c.allowed = paced / count + 1;
-                            c.pump(plan, now, &mut stats, &mut rng, true);
+                            c.pump(plan, now, &mut stats, &mut keys, true);
                         } else {
-                            c.ping(&mut stats, &mut rng);
+                            c.ping(&mut stats, &mut keys);
                         }
                         paced += 1;
                         turn += 1;
@@ -328,7 +337,7 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                 };
                 if released {
                     for c in clients.iter_mut() {
-                        c.close(&mut stats, &mut rng);
+                        c.close(&mut stats, &mut keys, now);
                     }
                     phase = Phase::Closing;
                     deadline = now + CLOSE_TIMEOUT_NS;
@@ -370,17 +379,25 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
             Err(e) => return Err(e),
         }
         let sending = phase == Phase::Sending;
+        let turn = crate::client::millis(clock.now_ns());
         for ev in events.iter() {
             let Some(c) = clients.get_mut(ev.token().0) else {
                 continue;
             };
             let before = c.state;
             if ev.is_writable() {
-                c.on_writable(plan, clock.now_ns(), &mut stats, &mut rng, sending);
+                c.on_writable(plan, clock.now_ns(), &mut stats, &mut keys, sending);
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                c.on_readable(plan, &clock, &mut stats);
-                c.pump(plan, clock.now_ns(), &mut stats, &mut rng, sending);
+                c.on_readable(
+                    plan,
+                    &clock,
+                    &mut stats,
+                    &mut keys,
+                    turn,
+                    ev.is_read_closed(),
+                );
+                c.pump(plan, clock.now_ns(), &mut stats, &mut keys, sending);
             }
             if pending(before) && !pending(c.state) {
                 in_progress = in_progress.saturating_sub(1);

@@ -72,8 +72,11 @@ pub struct FanoutArgs {
     /// Print neither progress nor the final table.
     #[arg(long)]
     pub quiet: bool,
-    /// Seed for mask keys and nonces (default: from the clock).
-    #[arg(long)]
+    /// Accepted so that older scripts still run, and ignored: masking
+    /// keys and nonces come from the client library's generator, seeded
+    /// from the operating system.
+    #[arg(long, hide = true)]
+    #[allow(dead_code)]
     pub seed: Option<u64>,
 }
 

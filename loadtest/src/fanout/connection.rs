@@ -1,46 +1,41 @@
 //! One connection of a fan-out run, a subscriber (connection 0 publishes
-//! as well): its state, its socket I/O, the frames it receives and the
-//! check of every message delivered to it.
+//! as well): its state, and the check of every message delivered to it.
+//! The library's non-blocking client (`zerows::client::Connection`) does
+//! the handshake, the framing, pongs and the closing handshake.
 //!
 //! Invariants:
 //! - States only move forward (Connecting → Handshaking → Open → Closing →
 //!   Done; any of them may end in Done). A Done connection is not read
 //!   again and its socket is shut down.
-//! - Reads go into one buffer shared by all connections and allocate
-//!   nothing; what is left of a partial frame (or handshake response) is
-//!   carried for its connection only, at most one frame, bounded by
-//!   [`MAX_RESPONSE`] or a message plus its header.
-//! - A data frame longer than a published message, or a fragmented message
-//!   growing past that length, is refused, so the memory per connection is
-//!   bounded.
+//! - Each connection reads into its own fixed buffer (the library's, sized
+//!   for one message), and messages are checked piece by piece as they
+//!   arrive, fragmented or not, so nothing is gathered or allocated per
+//!   delivery. A message growing past the published length is refused and
+//!   ends the connection.
 //! - Every whole message is checked (publisher tag, sequence number through
 //!   [`SeqCheck`], length, pattern, opcode) before it counts as delivered;
 //!   every fault is counted in the [`Tally`] and the first one described.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 
 use mio::net::TcpStream;
-use zerows::frame::{self, opcode, Role, MAX_HEADER};
-use zerows::mask;
+use zerows::client::{ClientConfig, ClientError, Connection, Incoming, Keys, Part, Status};
+use zerows::{MessageKind, Millis};
 
 use super::sequence::{SeqCheck, Verdict};
 use super::tally::Tally;
 use super::PUBLISHER;
-use crate::handshake::{self, Key};
-use crate::payload;
-use crate::rng::Rng;
-use crate::target::Target;
+use crate::client::millis;
+use crate::payload::{self, frame_len, Pieces};
 use crate::worker::Clock;
-
-/// A handshake response longer than this is refused.
-pub(super) const MAX_RESPONSE: usize = 8 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     Connecting,
     Handshaking,
     Open,
-    /// Our close frame is out; waiting for the server's.
+    /// Our close frame is out (or the server's came first); waiting for
+    /// the server to end TCP.
     Closing,
     Done,
 }
@@ -51,35 +46,79 @@ impl State {
     }
 }
 
-/// One connection: a subscriber (connection 0 publishes as well).
-pub(super) struct Sub {
-    pub(super) id: u32,
-    pub(super) stream: TcpStream,
-    pub(super) state: State,
-    pub(super) key: Key,
-    pub(super) started_ns: u64,
-    /// The start of a frame (or of the handshake response) that has not
-    /// arrived whole.
-    pub(super) carry: Vec<u8>,
-    /// Bytes not yet written (the request, pongs, publications, close).
-    pub(super) out: Vec<u8>,
-    /// A fragmented message being gathered: its opcode and payload.
-    pub(super) frag: Option<u8>,
-    pub(super) frag_buf: Vec<u8>,
-    pub(super) seq: SeqCheck,
-}
-
-/// The start of a payload, printable, for error messages.
-fn snippet(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(48)]).into_owned();
-    if b.len() > 48 {
-        s + "…"
-    } else {
-        s
+/// The library's options for a run publishing `size`-byte messages: a read
+/// buffer that holds one of them (and a handshake response), lengths
+/// checked here rather than by the library (a long message is `corrupted`),
+/// and time bounds left to the event loop.
+pub(super) fn client_config(size: usize) -> ClientConfig {
+    // Room for the longest header, as a read that fills the buffer exactly
+    // costs a second read to learn that the socket is empty.
+    let rbuf = (size + payload::MAX_HEADER).max(1024);
+    ClientConfig {
+        read_buffer: rbuf,
+        max_head: rbuf - 1,
+        max_message: u64::MAX,
+        handshake_timeout: std::time::Duration::from_secs(3600),
+        close_timeout: std::time::Duration::from_secs(2),
+        ..ClientConfig::default()
     }
 }
 
+/// The message being received.
+struct Rx {
+    kind: MessageKind,
+    pieces: Pieces,
+    /// It grew past the published length: the connection ends.
+    overlong: bool,
+}
+
+/// One connection: a subscriber (connection 0 publishes as well).
+pub(super) struct Sub {
+    pub(super) id: u32,
+    conn: Connection,
+    pub(super) state: State,
+    pub(super) started_ns: u64,
+    /// The server's close has been seen (and answered by the library).
+    heard_close: bool,
+    rx: Rx,
+    pub(super) seq: SeqCheck,
+}
+
 impl Sub {
+    /// A subscriber on `stream`, whose connect is under way.
+    pub(super) fn new(
+        id: u32,
+        stream: TcpStream,
+        url: &str,
+        cfg: &ClientConfig,
+        keys: &mut Keys,
+        now: u64,
+    ) -> Result<Sub, ClientError> {
+        Ok(Sub {
+            id,
+            conn: Connection::new(stream, url, cfg, keys, millis(now))?,
+            state: State::Connecting,
+            started_ns: now,
+            heard_close: false,
+            rx: Rx {
+                kind: MessageKind::Text,
+                pieces: Pieces::default(),
+                overlong: false,
+            },
+            seq: SeqCheck::default(),
+        })
+    }
+
+    /// The socket, to register with the poll.
+    pub(super) fn source(&mut self) -> &mut TcpStream {
+        self.conn.source()
+    }
+
+    /// Room for a publication of `size` bytes, made once.
+    pub(super) fn reserve(&mut self, size: usize) {
+        self.conn.reserve(frame_len(size as u64, true) as usize);
+    }
+
     fn done(&mut self, t: &mut Tally) {
         if self.state.pending() {
             t.pending -= 1;
@@ -88,7 +127,7 @@ impl Sub {
             t.open -= 1;
         }
         self.state = State::Done;
-        self.stream.shutdown(std::net::Shutdown::Both).ok();
+        self.conn.source().shutdown(std::net::Shutdown::Both).ok();
     }
 
     pub(super) fn fail(&mut self, t: &mut Tally) {
@@ -105,282 +144,192 @@ impl Sub {
         self.done(t);
     }
 
-    pub(super) fn flush(&mut self, t: &mut Tally) {
-        let mut at = 0;
-        while at < self.out.len() {
-            match self.stream.write(&self.out[at..]) {
-                Ok(0) => return self.fail(t),
-                Ok(n) => at += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return self.fail(t),
-            }
-        }
-        self.out.drain(..at);
-    }
-
-    /// Queue a masked frame.
-    pub(super) fn queue(&mut self, op: u8, body: &[u8], key: [u8; 4]) {
-        let mut head = [0u8; MAX_HEADER];
-        let h = frame::encode(&mut head, true, op, body.len() as u64, Some(key));
-        self.out.extend_from_slice(&head[..h]);
-        let at = self.out.len();
-        self.out.extend_from_slice(body);
-        mask::apply(&mut self.out[at..], key, 0);
-    }
-
-    pub(super) fn on_writable(&mut self, t: &mut Tally, target: &Target) {
+    pub(super) fn on_writable(&mut self, t: &mut Tally) {
         if self.state == State::Connecting {
-            match self.stream.take_error() {
+            // Told apart from a failed handshake by the socket itself.
+            match self.conn.source().take_error() {
                 Ok(None) => {}
                 _ => return self.fail(t),
             }
-            match self.stream.peer_addr() {
+            match self.conn.source().peer_addr() {
                 Ok(_) => {}
                 // Spurious wake-up: the connect is still in progress.
                 Err(e) if e.kind() == ErrorKind::NotConnected => return,
                 Err(_) => return self.fail(t),
             }
             self.state = State::Handshaking;
-            let mut req = [0u8; 1024];
-            match handshake::write_request(&mut req, target, &self.key) {
-                Some(n) => self.out.extend_from_slice(&req[..n]),
-                None => return self.fail(t),
-            }
         }
-        if self.state != State::Done {
-            self.flush(t);
+        if self.state != State::Done && self.conn.on_writable().is_err() {
+            self.fail(t);
         }
     }
 
-    /// Read until a read comes back short or would block (the socket is
-    /// edge-triggered), handling what arrived after each read.
+    /// The library reads until a read comes back short or would block (the
+    /// socket is edge-triggered) and hands over each piece of a message.
+    /// `turn`: the library's time (it only times close waits), read once
+    /// per loop turn.
     pub(super) fn on_readable(
         &mut self,
-        buf: &mut [u8],
         t: &mut Tally,
         clock: &Clock,
-        rng: &mut Rng,
+        keys: &mut Keys,
+        turn: Millis,
+        read_closed: bool,
     ) {
-        loop {
-            if matches!(self.state, State::Done | State::Connecting) {
+        if matches!(self.state, State::Done | State::Connecting) {
+            return;
+        }
+        let id = self.id;
+        let (rx, seq) = (&mut self.rx, &mut self.seq);
+        let r = self.conn.on_readable(keys, turn, read_closed, |inc| {
+            let Incoming::Piece(p) = inc else {
+                // Pings are answered by the library; pongs are not asked for.
+                return;
+            };
+            if p.first {
+                rx.kind = p.kind;
+                rx.pieces.start();
+            }
+            if rx.overlong {
                 return;
             }
-            let carried = self.carry.len();
-            buf[..carried].copy_from_slice(&self.carry);
-            let space = buf.len() - carried;
-            match self.stream.read(&mut buf[carried..]) {
-                Ok(0) => return self.fail(t),
-                Ok(n) => {
-                    self.carry.clear();
-                    let data = &buf[..carried + n];
-                    let used = self.consume(data, t, clock, rng);
-                    if self.state == State::Done {
-                        return;
-                    }
-                    let rest = &data[used..];
-                    if rest.len() > MAX_RESPONSE.max(t.size + MAX_HEADER) {
-                        // Cannot happen with frames no longer than a
-                        // message (checked in `consume`).
-                        t.errors.protocol += 1;
-                        let id = self.id;
-                        t.note(|| format!("connection {id}: a frame too long to hold"));
-                        return self.done(t);
-                    }
-                    self.carry.extend_from_slice(rest);
-                    self.flush(t);
-                    if n < space || self.state == State::Done {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return self.fail(t),
+            rx.pieces.feed(p.data, PUBLISHER, |_| t.size);
+            if rx.pieces.len() > t.size as u64 {
+                rx.overlong = true;
+            } else if p.last {
+                deliver(id, rx, seq, t, clock);
             }
+        });
+        if self.rx.overlong {
+            t.errors.corrupted += 1;
+            let size = t.size;
+            t.note(|| format!("connection {id}: a message longer than the {size} bytes published"));
+            return self.done(t);
         }
-    }
-
-    /// Handle the handshake response and whole frames at the start of
-    /// `data`; returns how many bytes were used (the rest is an incomplete
-    /// frame).
-    fn consume(&mut self, data: &[u8], t: &mut Tally, clock: &Clock, rng: &mut Rng) -> usize {
-        let id = self.id;
-        let mut at = 0;
-        if self.state == State::Handshaking {
-            match handshake::check_response(data, &self.key) {
-                Ok(None) if data.len() > MAX_RESPONSE => {
-                    t.errors.handshake_failed += 1;
-                    t.note(|| format!("connection {id}: handshake response too long"));
-                    self.done(t);
-                    return 0;
-                }
-                Ok(None) => return 0,
-                Ok(Some(n)) => {
-                    at = n;
+        match r {
+            Ok(status) => {
+                if self.state == State::Handshaking && status != Status::Upgrading {
                     t.pending -= 1;
                     t.open += 1;
                     self.state = State::Open;
                 }
-                Err(e) => {
-                    t.errors.handshake_failed += 1;
-                    t.note(|| format!("connection {id}: handshake: {e}"));
-                    self.done(t);
-                    return 0;
-                }
-            }
-        }
-        while at < data.len() {
-            let h = match frame::decode(&data[at..], Role::FromServer) {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(e) => {
-                    t.errors.protocol += 1;
-                    t.note(|| format!("connection {id}: bad frame from the server: {e}"));
-                    self.done(t);
-                    return at;
-                }
-            };
-            if h.len > t.size as u64 && !opcode::is_control(h.opcode) {
-                t.errors.corrupted += 1;
-                let (len, size) = (h.len, t.size);
-                t.note(|| {
-                    format!("connection {id}: a frame of {len} bytes; every message published has {size}")
-                });
-                self.done(t);
-                return at;
-            }
-            let total = h.header_len + h.len as usize;
-            if data.len() - at < total {
-                break;
-            }
-            let body = &data[at + h.header_len..at + total];
-            at += total;
-            match h.opcode {
-                opcode::PING => {
-                    if matches!(self.state, State::Open) {
-                        self.queue(opcode::PONG, body, rng.mask_key());
-                    }
-                }
-                opcode::PONG => {}
-                opcode::CLOSE => {
+                if !self.heard_close && self.conn.close_frame().is_some() {
+                    self.heard_close = true;
                     if self.state == State::Closing {
                         t.closed_clean += 1;
                     } else {
                         t.errors.connection_lost += 1;
                         t.note(|| format!("connection {id}: closed by the server mid-run"));
-                        self.queue(opcode::CLOSE, &1000u16.to_be_bytes(), rng.mask_key());
-                        self.flush(t);
+                        self.state = State::Closing;
                     }
+                }
+                if status == Status::Closed {
                     self.done(t);
-                    return at;
                 }
-                opcode::CONTINUATION => {
-                    let Some(op) = self.frag else {
-                        t.errors.protocol += 1;
-                        t.note(|| {
-                            format!("connection {id}: a continuation frame out of a message")
-                        });
-                        self.done(t);
-                        return at;
-                    };
-                    if self.frag_buf.len() + body.len() > t.size {
-                        t.errors.corrupted += 1;
-                        let size = t.size;
-                        t.note(|| {
-                            format!("connection {id}: a fragmented message longer than the {size} bytes published")
-                        });
-                        self.done(t);
-                        return at;
-                    }
-                    self.frag_buf.extend_from_slice(body);
-                    if h.fin {
-                        self.frag = None;
-                        let whole = std::mem::take(&mut self.frag_buf);
-                        self.deliver(op, &whole, t, clock);
-                        self.frag_buf = whole;
-                        self.frag_buf.clear();
-                    }
-                }
-                op if self.frag.is_some() => {
-                    t.errors.protocol += 1;
-                    t.note(|| {
-                        format!(
-                            "connection {id}: a frame with opcode {op} inside a fragmented message"
-                        )
-                    });
-                    self.done(t);
-                    return at;
-                }
-                op if !h.fin => {
-                    self.frag = Some(op);
-                    self.frag_buf.clear();
-                    self.frag_buf.extend_from_slice(body);
-                }
-                op => self.deliver(op, body, t, clock),
             }
+            Err(e) => self.on_error(e, t),
         }
-        at
     }
 
-    /// A whole message arrived: verify it and count it.
-    fn deliver(&mut self, op: u8, msg: &[u8], t: &mut Tally, clock: &Clock) {
+    #[cold]
+    fn on_error(&mut self, e: ClientError, t: &mut Tally) {
         let id = self.id;
-        let seq = match payload::sequence(msg, PUBLISHER) {
-            Ok(s) => s,
-            Err(e) => {
-                t.errors.corrupted += 1;
-                let (len, start) = (msg.len(), snippet(msg));
-                t.note(|| {
-                    format!("connection {id}: a message of {len} bytes that was not published ({e}): {start:?}")
-                });
-                return;
+        match (self.state, &e) {
+            (State::Handshaking, _) => {
+                t.errors.handshake_failed += 1;
+                t.note(|| format!("connection {id}: handshake: {e}"));
+                self.done(t);
             }
-        };
-        match self.seq.accept(seq, t.published, t.strict_from) {
-            Verdict::InOrder => {}
-            Verdict::Skipped(k) => {
-                t.errors.lost += k;
-                t.note(|| {
-                    format!("connection {id}: message {seq} came, but {k} before it never did")
-                });
+            (State::Open | State::Closing, ClientError::Protocol(_)) => {
+                t.errors.protocol += 1;
+                t.note(|| format!("connection {id}: bad frame from the server: {e}"));
+                self.done(t);
             }
-            Verdict::Repeated => {
-                t.errors.unexpected += 1;
-                t.note(|| format!("connection {id}: message {seq} again, or after a later one"));
-                return;
-            }
-            Verdict::NeverSent => {
-                t.errors.unexpected += 1;
-                t.note(|| format!("connection {id}: message {seq}, which was never published"));
-                return;
+            _ => self.fail(t),
+        }
+    }
+
+    /// Queue publication `seq`; [`flush`](Self::flush) sends it.
+    pub(super) fn queue(&mut self, seq: u64, t: &mut Tally, keys: &mut Keys) {
+        let part = Part::Whole(t.kind);
+        let r = self.conn.queue_with(part, t.size, keys, |body| {
+            payload::fill(body, PUBLISHER, seq, payload::NO_MASK)
+        });
+        if r.is_err() && self.state == State::Open {
+            self.fail(t);
+        }
+    }
+
+    pub(super) fn flush(&mut self, t: &mut Tally) {
+        if self.state != State::Done && self.conn.flush().is_err() {
+            self.fail(t);
+        }
+    }
+
+    /// Start the closing handshake with status 1000.
+    pub(super) fn close(&mut self, t: &mut Tally, keys: &mut Keys, now: u64) {
+        if self.state == State::Open {
+            match self.conn.close(1000, "", keys, millis(now)) {
+                Ok(()) => self.state = State::Closing,
+                Err(_) => self.fail(t),
             }
         }
-        if msg.len() != t.size
-            || payload::check_range(&msg[payload::HEADER..], PUBLISHER, seq, 0).is_err()
-        {
+    }
+}
+
+/// A whole message arrived: verify it and count it.
+fn deliver(id: u32, rx: &Rx, check: &mut SeqCheck, t: &mut Tally, clock: &Clock) {
+    let msg = &rx.pieces;
+    let seq = match msg.sequence() {
+        Ok(s) => s,
+        Err(e) => {
             t.errors.corrupted += 1;
-            let (len, size) = (msg.len(), t.size);
+            let (len, start) = (msg.len(), msg.snippet());
             t.note(|| {
-                format!(
-                    "connection {id}: message {seq} ({size} bytes) arrived altered ({len} bytes)"
-                )
+                format!("connection {id}: a message of {len} bytes that was not published ({e}): {start:?}")
             });
             return;
         }
-        if op != t.opcode {
-            t.errors.wrong_opcode += 1;
-            t.note(|| format!("connection {id}: message {seq} arrived with opcode {op}"));
+    };
+    match check.accept(seq, t.published, t.strict_from) {
+        Verdict::InOrder => {}
+        Verdict::Skipped(k) => {
+            t.errors.lost += k;
+            t.note(|| format!("connection {id}: message {seq} came, but {k} before it never did"));
+        }
+        Verdict::Repeated => {
+            t.errors.unexpected += 1;
+            t.note(|| format!("connection {id}: message {seq} again, or after a later one"));
             return;
         }
-        t.delivered += 1;
-        if seq == t.current {
-            t.count += 1;
-            if t.count == t.n.div_ceil(2) {
-                t.at_median = clock.now_ns();
-            }
-            if t.count == t.n {
-                t.at_last = clock.now_ns();
-            }
+        Verdict::NeverSent => {
+            t.errors.unexpected += 1;
+            t.note(|| format!("connection {id}: message {seq}, which was never published"));
+            return;
+        }
+    }
+    if !msg.intact(t.size) {
+        t.errors.corrupted += 1;
+        let (len, size) = (msg.len(), t.size);
+        t.note(|| {
+            format!("connection {id}: message {seq} ({size} bytes) arrived altered ({len} bytes)")
+        });
+        return;
+    }
+    if rx.kind != t.kind {
+        t.errors.wrong_opcode += 1;
+        let k = rx.kind;
+        t.note(|| format!("connection {id}: message {seq} arrived as {k:?}"));
+        return;
+    }
+    t.delivered += 1;
+    if seq == t.current {
+        t.count += 1;
+        if t.count == t.n.div_ceil(2) {
+            t.at_median = clock.now_ns();
+        }
+        if t.count == t.n {
+            t.at_last = clock.now_ns();
         }
     }
 }

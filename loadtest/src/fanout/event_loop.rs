@@ -3,7 +3,7 @@
 //! wait until a message has reached everyone, close).
 //!
 //! Invariants: one thread drives every connection; each ready socket is
-//! handled by its own connection, reading into the one shared buffer; at
+//! handled by its own connection, reading into its own buffer; at
 //! most [`MAX_PENDING`] connects are in progress at once. Every wait is
 //! bounded: a poll by [`TURN`], a connect by its timeout, a message by its
 //! timeout (a readiness message also by [`READY_STALL_NS`] without
@@ -16,15 +16,11 @@ use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use zerows::frame::{self, opcode, MAX_HEADER};
+use zerows::client::{ClientConfig, Keys};
 
-use super::connection::{State, Sub};
-use super::sequence::SeqCheck;
+use super::connection::Sub;
 use super::tally::Tally;
-use super::{FanoutError, PUBLISHER};
-use crate::handshake::Key;
-use crate::payload;
-use crate::rng::Rng;
+use super::FanoutError;
 use crate::socket;
 use crate::target::Target;
 use crate::worker::Clock;
@@ -59,10 +55,13 @@ pub(super) struct Fan {
     pub(super) poll: Poll,
     pub(super) events: Events,
     pub(super) subs: Vec<Sub>,
-    pub(super) buf: Box<[u8]>,
     pub(super) clock: Clock,
-    pub(super) rng: Rng,
+    /// Masking keys and nonces for every connection.
+    pub(super) keys: Keys,
     pub(super) target: Target,
+    /// The URL and options every connection opens with.
+    pub(super) url: String,
+    pub(super) cfg: ClientConfig,
     pub(super) t: Tally,
     pub(super) quiet: bool,
 }
@@ -81,15 +80,22 @@ impl Fan {
             Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(FanoutError::Io("epoll", e)),
         }
+        let turn = crate::client::millis(self.clock.now_ns());
         for ev in self.events.iter() {
             let Some(sub) = self.subs.get_mut(ev.token().0) else {
                 continue;
             };
             if ev.is_writable() || ev.is_write_closed() {
-                sub.on_writable(&mut self.t, &self.target);
+                sub.on_writable(&mut self.t);
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                sub.on_readable(&mut self.buf, &mut self.t, &self.clock, &mut self.rng);
+                sub.on_readable(
+                    &mut self.t,
+                    &self.clock,
+                    &mut self.keys,
+                    turn,
+                    ev.is_read_closed(),
+                );
             }
         }
         Ok(())
@@ -106,7 +112,14 @@ impl Fan {
         while self.subs.len() < n as usize || self.t.pending > 0 {
             while self.subs.len() < n as usize && self.t.pending < MAX_PENDING {
                 let id = self.subs.len() as u32;
-                let mut stream = match socket::connect(addr, socket::source_for(id, addr, spread)) {
+                let now = self.clock.now_ns();
+                let made = socket::connect(addr, socket::source_for(id, addr, spread)).and_then(
+                    |stream| {
+                        Sub::new(id, stream, &self.url, &self.cfg, &mut self.keys, now)
+                            .map_err(std::io::Error::other)
+                    },
+                );
+                let mut sub = match made {
                     Ok(s) => s,
                     Err(e) => {
                         self.t.errors.connect_failed += 1;
@@ -114,28 +127,18 @@ impl Fan {
                         return Ok(());
                     }
                 };
+                if id == 0 {
+                    sub.reserve(self.t.size);
+                }
                 self.poll
                     .registry()
                     .register(
-                        &mut stream,
+                        sub.source(),
                         Token(id as usize),
                         Interest::READABLE | Interest::WRITABLE,
                     )
                     .map_err(|e| FanoutError::Io("epoll register", e))?;
-                let mut nonce = [0u8; 16];
-                self.rng.fill(&mut nonce);
-                self.subs.push(Sub {
-                    id,
-                    stream,
-                    state: State::Connecting,
-                    key: Key::new(nonce),
-                    started_ns: self.clock.now_ns(),
-                    carry: Vec::new(),
-                    out: Vec::new(),
-                    frag: None,
-                    frag_buf: Vec::new(),
-                    seq: SeqCheck::default(),
-                });
+                self.subs.push(sub);
                 self.t.pending += 1;
             }
             self.turn(TURN)?;
@@ -170,16 +173,8 @@ impl Fan {
         self.t.count = 0;
         self.t.at_median = 0;
         self.t.at_last = 0;
-        let key = self.rng.mask_key();
-        let size = self.t.size;
-        let op = self.t.opcode;
         let p = &mut self.subs[0];
-        let mut head = [0u8; MAX_HEADER];
-        let h = frame::encode(&mut head, true, op, size as u64, Some(key));
-        p.out.extend_from_slice(&head[..h]);
-        let at = p.out.len();
-        p.out.resize(at + size, 0);
-        payload::fill(&mut p.out[at..], PUBLISHER, seq, key);
+        p.queue(seq, &mut self.t, &mut self.keys);
         let sent = self.clock.now_ns();
         p.flush(&mut self.t);
         (seq, sent)
@@ -235,12 +230,9 @@ impl Fan {
 
     /// Close every open connection and wait (bounded) for the replies.
     pub(super) fn close(&mut self) -> Result<(), FanoutError> {
+        let now = self.clock.now_ns();
         for s in self.subs.iter_mut() {
-            if s.state == State::Open {
-                s.queue(opcode::CLOSE, &1000u16.to_be_bytes(), self.rng.mask_key());
-                s.state = State::Closing;
-                s.flush(&mut self.t);
-            }
+            s.close(&mut self.t, &mut self.keys, now);
         }
         let deadline = Instant::now() + close_timeout(self.t.open);
         while self.t.open > 0 && Instant::now() < deadline {

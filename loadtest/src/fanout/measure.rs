@@ -13,16 +13,16 @@
 use std::time::Instant;
 
 use mio::{Events, Poll};
-use zerows::frame::{opcode, MAX_HEADER};
+use zerows::client::Keys;
+use zerows::MessageKind;
 
-use super::connection::MAX_RESPONSE;
+use super::connection::client_config;
 use super::event_loop::{Fan, Wait, EVENTS};
 use super::summary::{Call, Spread, Syscalls};
 use super::tally::Tally;
 use super::{FanoutArgs, FanoutError, FanoutSummary};
 use crate::procfs;
 use crate::report::ServerSample;
-use crate::rng::Rng;
 use crate::stats::Errors;
 use crate::strace;
 use crate::worker::Clock;
@@ -38,24 +38,22 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
     }
     let epoch = Instant::now();
     let clock = Clock::new(epoch);
-    let seed = args
-        .seed
-        .unwrap_or_else(|| Rng::from_entropy(0x0fa0).next_u64());
     let mut fan = Fan {
         poll: Poll::new().map_err(|e| FanoutError::Io("epoll", e))?,
         events: Events::with_capacity(EVENTS),
         subs: Vec::with_capacity(n as usize),
-        buf: vec![0u8; 64 * 1024 + MAX_RESPONSE.max(args.size + MAX_HEADER)].into_boxed_slice(),
         clock,
-        rng: Rng::new(seed),
+        keys: Keys::new(),
         target: args.url.clone(),
+        url: format!("ws://{}{}", args.url.host, args.url.path),
+        cfg: client_config(args.size),
         t: Tally {
             n,
             size: args.size,
-            opcode: if args.binary {
-                opcode::BINARY
+            kind: if args.binary {
+                MessageKind::Binary
             } else {
-                opcode::TEXT
+                MessageKind::Text
             },
             published: 0,
             strict_from: u64::MAX,

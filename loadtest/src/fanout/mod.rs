@@ -3,12 +3,12 @@
 //! measured.
 //!
 //! Invariants:
-//! - One thread and one mio event loop hold every connection; each ready
-//!   socket is read into one shared buffer (one `read` per socket and
-//!   message when the socket holds a single frame), so reading costs a
-//!   system call per delivery and allocates nothing. A partial frame is
-//!   carried over for its socket only, and at most one frame is ever
-//!   carried.
+//! - One thread and one mio event loop hold every connection, each a
+//!   `zerows::client::Connection` with one masking-key source for all;
+//!   each ready socket is read once into its connection's fixed buffer
+//!   (sized for one message), so reading costs a system call per delivery
+//!   and allocates nothing. Messages are checked piece by piece as they
+//!   arrive, so a fragmented one is never gathered.
 //! - Connection 0 publishes and is a subscriber too (a chat sends to the
 //!   sender as well), so a message counts as delivered when all N
 //!   connections have it. A message is published only when every

@@ -6,6 +6,8 @@
 //! change of state; `first_error` is the first fault noted and is never
 //! replaced; the run has failed as soon as one error is counted.
 
+use zerows::MessageKind;
+
 use crate::stats::Errors;
 
 /// What all connections share while running: what is expected of the
@@ -13,7 +15,7 @@ use crate::stats::Errors;
 pub(super) struct Tally {
     pub(super) n: u32,
     pub(super) size: usize,
-    pub(super) opcode: u8,
+    pub(super) kind: MessageKind,
     /// Every sequence number below this has been published.
     pub(super) published: u64,
     /// Messages from this one on must reach everyone (`u64::MAX` until the

@@ -6,9 +6,12 @@
 //! * `blocking`: [`Client`](blocking::Client), on a `std::net::TcpStream`;
 //! * `nonblocking`: [`Connection`](nonblocking::Connection), for many
 //!   connections in a caller's mio loop;
+//! * `queue`: a connection's output, written in place, taken from the
+//!   front;
 //! * `incoming`: what a client hands out: pieces, pings, pongs.
 
 pub mod blocking;
 pub mod dial;
 pub mod incoming;
 pub mod nonblocking;
+pub mod queue;

@@ -6,15 +6,19 @@
 //! [`on_timeout`](Connection::on_timeout) when [`deadline`] passes.
 //!
 //! Buffers: `rbuf[start..end]` is input the core has not consumed; `out`
-//! is output queued for the socket (the request, then masked frames). A
-//! send queues its frame and writes at once; what the socket does not
-//! take waits for the next writable event, and [`queued`] tells how much
-//! that is, so the caller can hold back (nothing here bounds it).
+//! is output queued for the socket (the request, then masked frames; see
+//! `queue.rs`). A send queues its frame and writes at once; what the socket
+//! does not take waits for the next writable event, and [`queued`] tells
+//! how much that is, so the caller can hold back (nothing here bounds it).
+//! [`queue_with`] queues without writing, so that several frames leave in
+//! one write at [`flush`].
 //! One [`Keys`] source serves all of a loop's connections: it is passed
 //! to each call that masks.
 //!
 //! [`deadline`]: Connection::deadline
 //! [`queued`]: Connection::queued
+//! [`queue_with`]: Connection::queue_with
+//! [`flush`]: Connection::flush
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -23,9 +27,10 @@ use std::ops::Range;
 use mio::net::TcpStream;
 
 use super::incoming::{Incoming, Piece};
+use super::queue::Queue;
 use crate::conn::{millis, Millis};
 use crate::proto::client::config::ClientConfig;
-use crate::proto::client::conn::{write_masked, ClientConn, CloseFrame, Part, Stage};
+use crate::proto::client::conn::{ClientConn, CloseFrame, Part, Stage};
 use crate::proto::client::error::{ClientError, ResponseError};
 use crate::proto::client::handshake::{self, Answer, Key};
 use crate::proto::client::keys::Keys;
@@ -67,9 +72,7 @@ pub struct Connection {
     rbuf: Box<[u8]>,
     start: usize,
     end: usize,
-    out: Vec<u8>,
-    /// Bytes of `out` already written.
-    written: usize,
+    out: Queue,
     protocol: Option<String>,
     offered: Vec<String>,
     max_message: u64,
@@ -106,8 +109,10 @@ impl Connection {
         handshake::check_options(cfg)?;
         stream.set_nodelay(true)?;
         let key = handshake::key_from(keys.nonce());
-        let mut out = Vec::with_capacity(256);
-        handshake::write_request(&mut out, &target, &key, cfg);
+        let mut req = Vec::with_capacity(256);
+        handshake::write_request(&mut req, &target, &key, cfg);
+        let mut out = Queue::with_capacity(req.len().max(256));
+        out.extend(&req);
         let size = cfg.read_buffer.max(cfg.max_head + 1).max(256);
         Ok(Connection {
             stream,
@@ -120,7 +125,6 @@ impl Connection {
             start: 0,
             end: 0,
             out,
-            written: 0,
             protocol: None,
             offered: cfg.subprotocols.clone(),
             max_message: cfg.max_message,
@@ -161,7 +165,7 @@ impl Connection {
 
     /// Bytes queued that the socket has not taken yet.
     pub fn queued(&self) -> usize {
-        self.out.len() - self.written
+        self.out.len()
     }
 
     /// When [`on_timeout`](Self::on_timeout) is due, if ever.
@@ -259,6 +263,11 @@ impl Connection {
         let Phase::Open(conn) = &mut self.phase else {
             return Ok(());
         };
+        if self.start == self.end {
+            // Nothing buffered: nothing for the core to read, and nothing
+            // new for the socket.
+            return Ok(());
+        }
         loop {
             if conn.stage() == Stage::Done {
                 return Ok(());
@@ -267,7 +276,7 @@ impl Connection {
             let whole = self.rbuf.len();
             let r = conn.handle_input(&mut self.rbuf[base..self.end], whole, keys, now);
             if !conn.pending().is_empty() {
-                self.out.extend_from_slice(conn.pending());
+                self.out.extend(conn.pending());
                 let n = conn.pending().len();
                 conn.sent(n);
             }
@@ -385,7 +394,15 @@ impl Connection {
         let conn = self.open()?;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let hdr = conn.frame_header(part, len as u64, keys)?;
-        write_masked(&mut self.out, &hdr, parts);
+        let h = hdr.bytes().len();
+        let room = self.out.push(h + len);
+        room[..h].copy_from_slice(hdr.bytes());
+        let mut at = h;
+        for p in parts {
+            room[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        crate::mask::apply(&mut room[h..], hdr.key, 0);
         self.write_out()
     }
 
@@ -399,14 +416,41 @@ impl Connection {
         keys: &mut Keys,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), ClientError> {
-        let conn = self.open()?;
-        let hdr = conn.frame_header(part, len as u64, keys)?;
-        self.out.extend_from_slice(hdr.bytes());
-        let at = self.out.len();
-        self.out.resize(at + len, 0);
-        fill(&mut self.out[at..]);
-        crate::mask::apply(&mut self.out[at..], hdr.key, 0);
+        self.queue_with(part, len, keys, fill)?;
         self.write_out()
+    }
+
+    /// As [`send_with`](Self::send_with), but queued only: several frames
+    /// then leave in one write at [`flush`](Self::flush). The room `fill`
+    /// gets holds whatever the queue held there before: it must write all
+    /// of it.
+    pub fn queue_with(
+        &mut self,
+        part: Part,
+        len: usize,
+        keys: &mut Keys,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), ClientError> {
+        let hdr = self.open()?.frame_header(part, len as u64, keys)?;
+        let h = hdr.bytes().len();
+        let room = self.out.push(h + len);
+        room[..h].copy_from_slice(hdr.bytes());
+        fill(&mut room[h..]);
+        crate::mask::apply(&mut room[h..], hdr.key, 0);
+        Ok(())
+    }
+
+    /// Write what is queued, as far as the socket takes it (the rest waits
+    /// for the next writable event, or the next flush).
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.write_out()
+    }
+
+    /// Room for `bytes` of queued output without growing the buffer, so
+    /// the buffer is allocated once, up front, rather than on the first
+    /// large sends.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
     }
 
     /// Send a ping (at most 125 bytes).
@@ -439,17 +483,17 @@ impl Connection {
 
     fn take_pending(&mut self) {
         if let Phase::Open(c) = &mut self.phase {
-            self.out.extend_from_slice(c.pending());
+            self.out.extend(c.pending());
             let n = c.pending().len();
             c.sent(n);
         }
     }
 
     fn write_out(&mut self) -> Result<(), ClientError> {
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
+        while !self.out.is_empty() {
+            match self.stream.write(self.out.pending()) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => self.written += n,
+                Ok(n) => self.out.taken(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Not connected yet, or the socket is full: the next
                 // writable event resumes.
@@ -463,8 +507,6 @@ impl Connection {
                 }
             }
         }
-        self.out.clear();
-        self.written = 0;
         Ok(())
     }
 }
