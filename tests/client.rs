@@ -7,6 +7,9 @@
 //! a client that hangs fails the test.
 
 mod common;
+#[path = "../examples/client.rs"]
+#[allow(dead_code)]
+mod example_client;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -63,6 +66,15 @@ fn echoes_every_size_and_kind() {
     assert!(ws.is_closed());
     assert_eq!(ws.close_frame().unwrap().code, Some(1000));
     assert!(matches!(ws.send_text("late"), Err(ClientError::Closed)));
+}
+
+#[test]
+fn the_example_client_gets_its_hello_back() {
+    let server = TestServer::start();
+    assert_eq!(
+        example_client::hello(&server.url()).unwrap().as_deref(),
+        Some("Hello world!")
+    );
 }
 
 #[test]
