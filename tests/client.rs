@@ -515,6 +515,42 @@ fn broken_server_frames_fail_with_their_close_code() {
 }
 
 #[test]
+fn a_failure_inside_a_long_message_drains_it_rather_than_resetting() {
+    // The message is over the client's limit (1009), and its bytes fill
+    // the client's read buffer at the moment it fails.
+    const LEN: usize = 300_000;
+    let srv = Scripted::start(|mut s| {
+        let accept = read_request(&mut s);
+        s.write_all(upgrade_response(&accept).as_bytes()).unwrap();
+        let mut m = common::encode_raw(0x82, &[], None);
+        m.truncate(1);
+        m.push(127);
+        m.extend_from_slice(&(LEN as u64).to_be_bytes());
+        m.extend(std::iter::repeat_n(7u8, LEN));
+        // All of it goes out: the client reads what follows its failure.
+        s.write_all(&m)
+            .expect("the client drains the message, no reset");
+        assert_eq!(
+            read_client_frame(&mut s),
+            (true, op::CLOSE, 1009u16.to_be_bytes().to_vec())
+        );
+        s.write_all(&server_frame(true, op::CLOSE, &[0x03, 0xF1]))
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).expect("a FIN, not a reset"), 0);
+    });
+    let mut cfg = config().max_message(1000);
+    cfg.read_buffer = 4096;
+    let mut ws = Client::connect_with(&srv.url(), &cfg).unwrap();
+    match ws.recv() {
+        Err(ClientError::Protocol(e)) => assert_eq!(e.close_code(), 1009),
+        other => panic!("{other:?}"),
+    }
+    srv.join();
+}
+
+#[test]
 fn tcp_ending_without_a_close_is_an_error() {
     let srv = Scripted::start(|mut s| {
         let accept = read_request(&mut s);

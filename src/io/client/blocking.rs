@@ -294,8 +294,10 @@ impl Client {
                     // then leave TCP's end to the server, for a while.
                     let _ = self.flush();
                     while self.conn.stage() != Stage::Done {
-                        let _ = self.fill();
+                        // What is buffered is dropped unread: a full
+                        // buffer would leave no room to read TCP's end.
                         self.start = self.end;
+                        let _ = self.fill();
                     }
                     let _ = self.stream.shutdown(std::net::Shutdown::Both);
                     return Err(ClientError::Protocol(e));
@@ -322,7 +324,12 @@ impl Client {
             self.rbuf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
-        debug_assert!(self.end < self.rbuf.len(), "the core always leaves room");
+        if self.end == self.rbuf.len() {
+            // The core never leaves a full buffer unconsumed; were it to,
+            // a read into no room would return 0, mistaken for TCP's end.
+            self.conn.abort();
+            return Err(ClientError::Invalid("the read buffer is full"));
+        }
         let deadline = self.conn.deadline();
         let wait = match deadline {
             Some(d) => Some(Duration::from_millis(d.saturating_sub(self.now()).max(1))),

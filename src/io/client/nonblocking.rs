@@ -358,6 +358,11 @@ impl Connection {
             self.rbuf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
+        if self.end == self.rbuf.len() {
+            // The core never leaves a full buffer unconsumed; were it to,
+            // a read into no room would return 0, mistaken for TCP's end.
+            return Err(ClientError::Invalid("the read buffer is full"));
+        }
         let space = self.rbuf.len() - self.end;
         loop {
             match self.stream.read(&mut self.rbuf[self.end..]) {
