@@ -396,19 +396,14 @@ impl Connection {
         parts: &[&[u8]],
         keys: &mut Keys,
     ) -> Result<(), ClientError> {
-        let conn = self.open()?;
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let hdr = conn.frame_header(part, len as u64, keys)?;
-        let h = hdr.bytes().len();
-        let room = self.out.push(h + len);
-        room[..h].copy_from_slice(hdr.bytes());
-        let mut at = h;
-        for p in parts {
-            room[at..at + p.len()].copy_from_slice(p);
-            at += p.len();
-        }
-        crate::mask::apply(&mut room[h..], hdr.key, 0);
-        self.write_out()
+        self.send_with(part, len, keys, |room| {
+            let mut at = 0;
+            for p in parts {
+                room[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+        })
     }
 
     /// Send one frame of `len` payload bytes that `fill` writes in place
