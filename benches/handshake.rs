@@ -22,9 +22,13 @@ fn zerows_handshake(req: &[u8], cfg: &handshake::HandshakeConfig, out: &mut [u8]
         .expect("within limits")
         .expect("complete head");
     match handshake::parse(&req[..end], cfg).expect("valid upgrade") {
-        Outcome::Upgrade { accept, protocol } => {
+        Outcome::Upgrade {
+            accept,
+            protocol,
+            deflate,
+        } => {
             let p = protocol.map(|i| cfg.subprotocols[i].as_str());
-            handshake::write_upgrade_response(out, &accept, p)
+            handshake::write_upgrade_response(out, &accept, p, deflate.as_ref())
         }
         _ => unreachable!("an upgrade request"),
     }

@@ -66,12 +66,13 @@ pub use http::metrics;
 #[doc(hidden)]
 pub use io::{buffer, builder, server, session};
 #[doc(hidden)]
-pub use proto::{conn, context, error, events, frame, handshake, mask, output, utf8};
+pub use proto::{conn, context, deflate, error, events, frame, handshake, mask, output, utf8};
 
 pub use builder::{Builder, Running};
 pub use conn::{Millis, Settings};
 pub use conn_id::ConnId;
 pub use context::{Context, SendStatus, MAX_PARTS};
+pub use deflate::DeflateConfig;
 pub use error::{close_code, HandshakeError, PushError};
 pub use handshake::{HandshakeConfig, ANY_PATH};
 pub use io::client::blocking::Client;

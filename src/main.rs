@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use signal_hook::iterator::Signals;
-use zerows::{Builder, Config, Echo, HandshakeConfig, Settings, Stopper};
+use zerows::{Builder, Config, DeflateConfig, Echo, HandshakeConfig, Settings, Stopper};
 
 /// A zero-copy, high-throughput WebSocket (RFC 6455) echo server.
 ///
@@ -106,6 +106,38 @@ struct Args {
     #[arg(long, env = "ZEROWS_SUBPROTOCOL", value_delimiter = ',')]
     subprotocol: Vec<String>,
 
+    /// permessage-deflate (RFC 7692): `on` accepts browsers' offers, `off`
+    /// declines every offer.
+    #[arg(long, env = "ZEROWS_DEFLATE", default_value = "on", value_parser = ["on", "off"])]
+    deflate: String,
+
+    /// Largest LZ77 window (bits, 9-15) the server compresses with.
+    #[arg(long, env = "ZEROWS_DEFLATE_WINDOW_BITS", default_value_t = 15,
+          value_parser = clap::value_parser!(u8).range(9..=15))]
+    deflate_window_bits: u8,
+
+    /// Largest window (bits, 9-15) clients are asked to compress with, where
+    /// their offer lets the server say.
+    #[arg(long, env = "ZEROWS_DEFLATE_CLIENT_WINDOW_BITS", default_value_t = 15,
+          value_parser = clap::value_parser!(u8).range(9..=15))]
+    deflate_client_window_bits: u8,
+
+    /// Let clients keep their compression context between messages: better
+    /// ratios, but each such connection keeps an inflater (its window plus
+    /// about 7 KiB) while idle. Off: clients are asked for
+    /// client_no_context_takeover and idle connections keep nothing.
+    #[arg(long, env = "ZEROWS_DEFLATE_CLIENT_TAKEOVER")]
+    deflate_client_takeover: bool,
+
+    /// zlib level (0-9) of the messages services send compressed.
+    #[arg(long, env = "ZEROWS_DEFLATE_LEVEL", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=9))]
+    deflate_level: u32,
+
+    /// Messages a service sends shorter than this (bytes) go uncompressed.
+    #[arg(long, env = "ZEROWS_DEFLATE_THRESHOLD", default_value_t = 128)]
+    deflate_threshold: usize,
+
     /// Independent event loops, each on its own thread, sharing the port with
     /// SO_REUSEPORT; nothing is shared between them.
     #[arg(long, env = "ZEROWS_THREADS", default_value_t = 1)]
@@ -136,6 +168,14 @@ fn config(a: &Args) -> Result<Config, String> {
             allowed_origins: a.allow_origin.clone(),
             subprotocols: a.subprotocol.clone(),
             max_header_bytes: a.max_header_bytes,
+            deflate: DeflateConfig {
+                enabled: a.deflate == "on",
+                server_max_window_bits: a.deflate_window_bits,
+                client_max_window_bits: a.deflate_client_window_bits,
+                client_context_takeover: a.deflate_client_takeover,
+                level: a.deflate_level,
+                threshold: a.deflate_threshold,
+            },
             ..HandshakeConfig::default()
         },
         max_message: a.max_message_size,

@@ -87,8 +87,8 @@ fn lenient_but_valid_requests_are_accepted() {
             &format!("sec-websocket-key:   {}  ", common::KEY),
             "SEC-WEBSOCKET-VERSION: 13",
         ]),
-        // Extra headers a browser sends, an extension offer the server may
-        // decline, and HTTP/1.1 with 64 headers in all (the most allowed).
+        // Extra headers a browser sends, an extension offer (accepted), and
+        // HTTP/1.1 with 64 headers in all (the most allowed).
         {
             let mut extra = vec![
                 "User-Agent: test".to_owned(),
@@ -100,8 +100,19 @@ fn lenient_but_valid_requests_are_accepted() {
         },
     ];
     for req in reqs {
+        let offered = req.contains("permessage-deflate");
         let (c, r) = upgraded(&server, &req);
-        assert!(r.header("Sec-WebSocket-Extensions").is_none(), "{r:?}");
+        // An extension is answered only when offered: permessage-deflate,
+        // with the parameters the server applies.
+        let answered = r.header("Sec-WebSocket-Extensions");
+        match offered {
+            false => assert!(answered.is_none(), "{r:?}"),
+            true => assert_eq!(
+                answered,
+                Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+                "{r:?}"
+            ),
+        }
         drop(c);
     }
 }

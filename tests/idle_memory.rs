@@ -1,5 +1,7 @@
 //! Proof of the memory claim: an idle upgraded connection costs the server
-//! at most 256 bytes of heap.
+//! at most 256 bytes of heap, with permessage-deflate negotiated (the
+//! default policy: no context takeover either way, so an idle connection
+//! holds no compression state) or not.
 //!
 //! The server runs in this process on a thread whose allocations are
 //! counted (alloc minus dealloc: live bytes). The 10,000 clients cannot
@@ -38,15 +40,26 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
-/// Open a connection and complete the upgrade, within `deadline`.
-fn upgrade(addr: SocketAddr, deadline: Instant) -> TcpStream {
+/// The same, offering permessage-deflate as Chromium does.
+const REQUEST_DEFLATE: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+
+/// Set in the child's environment when it offers permessage-deflate.
+const DEFLATE_ENV: &str = "ZEROWS_IDLE_DEFLATE";
+
+/// Open a connection and complete the upgrade, within `deadline`; with
+/// `deflate`, offer permessage-deflate and check it was accepted.
+fn upgrade(addr: SocketAddr, deadline: Instant, deflate: bool) -> TcpStream {
     let left = deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
         .expect("client time limit reached");
     let mut s = TcpStream::connect_timeout(&addr, left).expect("connect");
     s.set_read_timeout(Some(left)).unwrap();
-    s.write_all(REQUEST).unwrap();
+    s.write_all(if deflate { REQUEST_DEFLATE } else { REQUEST })
+        .unwrap();
     // The 101 is one short write; read until its blank line, bounded by
     // the buffer (a longer answer is not a 101 of ours anyway).
     let mut head = [0u8; 512];
@@ -58,6 +71,8 @@ fn upgrade(addr: SocketAddr, deadline: Instant) -> TcpStream {
         n += k;
     }
     assert!(head.starts_with(b"HTTP/1.1 101 "), "not upgraded");
+    let negotiated = head[..n].windows(18).any(|w| w == b"permessage-deflate");
+    assert_eq!(negotiated, deflate, "permessage-deflate negotiated");
     s
 }
 
@@ -79,7 +94,8 @@ fn idle_client() {
         std::process::exit(3);
     });
     let deadline = Instant::now() + CLIENT_LIMIT;
-    let conns: Vec<TcpStream> = (0..n).map(|_| upgrade(addr, deadline)).collect();
+    let deflate = std::env::var_os(DEFLATE_ENV).is_some();
+    let conns: Vec<TcpStream> = (0..n).map(|_| upgrade(addr, deadline, deflate)).collect();
     let mut out = std::io::stdout().lock();
     writeln!(out, "\n{READY} {}", conns.len()).unwrap();
     out.flush().unwrap();
@@ -95,20 +111,32 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
     if std::env::var_os(CLIENT_ENV).is_some() {
         return; // We are the child: only `idle_client` runs.
     }
+    // One after the other: the counter is the process's.
+    measure(false);
+    measure(true);
+}
+
+/// Hold `CONNS` idle connections (offering permessage-deflate with
+/// `deflate`) and check the server's heap per connection.
+fn measure(deflate: bool) {
     let (addr, stop, t) = counting::start_server(Config::default());
 
     // Warm-up: one connection through the whole life cycle, so the loop
     // has started and made its one-time allocations (event list, first
     // pool buffers) before the baseline.
     {
-        let s = upgrade(addr, Instant::now() + Duration::from_secs(10));
+        let s = upgrade(addr, Instant::now() + Duration::from_secs(10), deflate);
         drop(s);
         std::thread::sleep(Duration::from_millis(300));
     }
     let base = live();
     let base_calls = counting::calls();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if deflate {
+        child.env(DEFLATE_ENV, "1");
+    }
+    let mut child = child
         .args(["--exact", "idle_client", "--nocapture", "--test-threads=1"])
         .env(CLIENT_ENV, addr.to_string())
         .env("ZEROWS_IDLE_CONNS", CONNS.to_string())
@@ -154,7 +182,7 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
     // The session is the only per-connection state besides the server's
     // slab slot and timer entries; its size helps read a failure.
     println!(
-        "{CONNS} idle connections: {held} live heap bytes on the server thread \
+        "{CONNS} idle connections (permessage-deflate: {deflate}): {held} live heap bytes on the server thread \
          ({per_conn} B per connection, {calls} allocation calls; \
          size_of::<Session>() = {} B)",
         std::mem::size_of::<zerows::session::Session<()>>()

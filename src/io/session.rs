@@ -28,11 +28,16 @@ use crate::conn::Route;
 use crate::conn::{millis, Conn, Millis, Settings, State};
 use crate::conn_id::ConnId;
 use crate::context::Tx;
+use crate::deflate::Codec;
 use crate::events::{Bound, Events};
 use crate::metrics::{Gauges, Metrics};
 use crate::output::{Output, CORE_SCRATCH};
 use crate::push::{Local, SlowPolicy};
 use crate::service::Service;
+
+/// Inflaters a loop keeps for reuse (about 40 KiB each: a 32 KiB window
+/// and zlib's state); one is lent per compressed message in progress.
+const INFLATERS_IDLE: usize = 32;
 
 /// Backlog slices offered to one `writev` (the rest waits for the next).
 const BACKLOG_IOV: usize = 16;
@@ -59,6 +64,8 @@ pub struct Shared<S> {
     pub write_pool: Pool,
     /// Buffers of collected messages and held-back sends.
     pub msg_pool: MsgPool,
+    /// Compressors, pooled inflaters and their scratch space.
+    pub codec: Codec,
     pub out: Box<Output>,
     pub service: S,
     /// Most unsent bytes a connection may hold before it is no longer read.
@@ -99,11 +106,13 @@ impl<S> Shared<S> {
             Self::extra()
         );
         let msg_pool = MsgPool::new(read_pool.max_idle(), read_pool.buffer_size());
+        let codec = Codec::new(&settings.handshake.deflate, INFLATERS_IDLE);
         Shared {
             settings,
             read_pool,
             write_pool,
             msg_pool,
+            codec,
             out: Box::new(Output::new()),
             service,
             max_backlog,
@@ -231,7 +240,7 @@ impl<St> Session<St> {
             sh.read_pool.give(r.into_inner());
         }
         self.backlog.release(&mut sh.write_pool);
-        self.core.release(&mut sh.msg_pool);
+        self.core.release(&mut sh.msg_pool, &mut sh.codec);
         if let Some(st) = self.state.take() {
             sh.service.closed(st);
         }
@@ -423,6 +432,7 @@ impl<St> Session<St> {
             max_backlog: sh.max_backlog,
             sent: Default::default(),
             local: Some(&mut sh.local),
+            codec: &mut sh.codec,
         };
         let mut ev = Bound {
             service: &mut sh.service,

@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::buffer::MsgBuf;
 use crate::conn_id::ConnId;
 use crate::context::{self, Context, Tx};
+use crate::deflate::{Codec, Terms};
 use crate::error::{close_code, HandshakeError, ProtocolError};
 use crate::events::Events;
 use crate::frame::{self, opcode, Role};
@@ -125,6 +126,45 @@ enum Stage {
 
 const CLOSED: Stage = Stage::Closed { answer: None };
 
+/// The open data message: its type, and whether it is compressed (then
+/// the loop's codec holds its inflater under this connection's id, see
+/// `deflate::Codec`). One byte, like `Option<MessageKind>` before it.
+/// Bit 0 is the type as `MessageKind` numbers it, bit 1 the compression,
+/// so the conversions are bit operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Open {
+    Text = 0,
+    Binary = 1,
+    PackedText = 2,
+    PackedBinary = 3,
+}
+
+impl Open {
+    #[inline(always)]
+    fn new(kind: MessageKind, packed: bool) -> Open {
+        match (kind, packed) {
+            (MessageKind::Text, false) => Open::Text,
+            (MessageKind::Binary, false) => Open::Binary,
+            (MessageKind::Text, true) => Open::PackedText,
+            (MessageKind::Binary, true) => Open::PackedBinary,
+        }
+    }
+
+    #[inline(always)]
+    fn kind(self) -> MessageKind {
+        match self {
+            Open::Text | Open::PackedText => MessageKind::Text,
+            Open::Binary | Open::PackedBinary => MessageKind::Binary,
+        }
+    }
+
+    #[inline(always)]
+    fn packed(self) -> bool {
+        matches!(self, Open::PackedText | Open::PackedBinary)
+    }
+}
+
 /// Where the reader is in the byte stream of an open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reading {
@@ -151,7 +191,7 @@ pub struct Conn {
     /// first byte of the current chunk.
     mask: [u8; 4],
     /// The open data message, if any.
-    msg: Option<MessageKind>,
+    msg: Option<Open>,
     /// How the service takes the open message.
     delivery: Delivery,
     /// An echo frame of the open message has been queued already.
@@ -173,6 +213,8 @@ pub struct Conn {
     /// message ([`Delivery::Collect`]), or the service's sends held back
     /// behind a half-sent echo ([`Delivery::EchoAndStream`]).
     msgbuf: Option<MsgBuf>,
+    /// permessage-deflate as negotiated in the handshake, if it was.
+    deflate: Option<Terms>,
     id: ConnId,
 }
 
@@ -196,6 +238,7 @@ impl Conn {
             last_rx: now,
             protocol: 0,
             msgbuf: None,
+            deflate: None,
             id,
         }
     }
@@ -204,11 +247,20 @@ impl Conn {
         self.id
     }
 
-    /// Give back a pooled buffer still attached (the connection ends).
-    pub fn release(&mut self, pool: &mut crate::buffer::MsgPool) {
+    /// Give back pooled buffers and an inflater still attached (the
+    /// connection ends).
+    pub fn release(&mut self, pool: &mut crate::buffer::MsgPool, codec: &mut Codec) {
         if let Some(b) = self.msgbuf.take() {
             pool.give(b);
         }
+        if self.deflate.is_some() {
+            codec.release(self.id.as_u64());
+        }
+    }
+
+    /// permessage-deflate as negotiated, if it was.
+    pub fn deflate(&self) -> Option<Terms> {
+        self.deflate
     }
 
     /// The subprotocol negotiated, if any.
@@ -233,6 +285,7 @@ impl Conn {
             &s.handshake.subprotocols,
             self.protocol,
             self.is_open(),
+            self.deflate,
         )
     }
 
@@ -485,16 +538,25 @@ impl Conn {
             parsed = Err(err);
         }
         match parsed {
-            Ok((Outcome::Upgrade { accept, protocol }, req)) => {
+            Ok((
+                Outcome::Upgrade {
+                    accept,
+                    protocol,
+                    deflate,
+                },
+                req,
+            )) => {
                 if let Err(e) = h.accept(&req) {
                     self.refuse(e, tx, h);
                     return None;
                 }
                 self.protocol = protocol.map_or(0, |i| i as u8 + 1);
+                self.deflate = deflate.as_ref().map(Terms::from);
                 let n = handshake::write_upgrade_response(
                     tx.out.scratch_space(),
                     &accept,
                     self.protocol(s),
+                    deflate.as_ref(),
                 );
                 tx.out.commit_scratch(n);
                 self.stage = Stage::Open { pinged: false };
@@ -572,7 +634,12 @@ impl Conn {
             if pos == end || !tx.out.has_room() {
                 return pos;
             }
-            let hdr = match frame::decode(&buf[pos..end], Role::FromClient) {
+            let allowed = if self.deflate.is_some() {
+                frame::RSV1
+            } else {
+                0
+            };
+            let hdr = match frame::decode_with(&buf[pos..end], Role::FromClient, allowed) {
                 Ok(Some(hdr)) => hdr,
                 Ok(None) => return pos,
                 Err(e) => {
@@ -599,7 +666,9 @@ impl Conn {
                 continue;
             }
             if self.is_open() {
-                if let Err(e) = self.begin_data(hdr.opcode, hdr.len, buf, tx, s, h, now) {
+                let begun =
+                    self.begin_data(hdr.opcode, hdr.len, hdr.compressed, buf, tx, s, h, now);
+                if let Err(e) = begun {
                     self.fail(e, tx, s, h, now);
                 }
             }
@@ -682,6 +751,13 @@ impl Conn {
         if let Some(b) = self.msgbuf.take() {
             tx.pool.give(b);
         }
+        if self.compressed()
+            || self
+                .deflate
+                .is_some_and(|t| !t.client_no_context_takeover())
+        {
+            tx.codec.release(self.id.as_u64());
+        }
     }
 
     fn send_close<E: Events>(
@@ -734,6 +810,7 @@ pub fn pump<E: Events>(
     ok
 }
 
+mod inflate;
 mod rx;
 
 use rx::Step;

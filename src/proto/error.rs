@@ -121,7 +121,8 @@ pub enum ProtocolError {
     UnmaskedFrame,
     /// A server frame with the mask bit (§5.1), seen by a client.
     MaskedFrame,
-    /// RSV1–3 set with no extension negotiated (§5.2).
+    /// RSV1–3 set with no extension negotiated (§5.2), or RSV1 on a
+    /// control frame or a continuation (RFC 7692 §6.1).
     ReservedBits,
     /// An opcode RFC 6455 reserves (§5.2).
     UnknownOpcode,
@@ -143,8 +144,12 @@ pub enum ProtocolError {
     InvalidCloseReason,
     /// A text message that is not UTF-8 (§8.1).
     InvalidUtf8,
-    /// A message longer than the configured maximum.
+    /// A message longer than the configured maximum (for a compressed
+    /// message: once inflated).
     MessageTooBig,
+    /// A compressed message that is not a valid deflate stream (RFC 7692
+    /// §8).
+    BadDeflate,
 }
 
 impl ProtocolError {
@@ -152,7 +157,9 @@ impl ProtocolError {
     pub fn close_code(self) -> u16 {
         use ProtocolError::*;
         match self {
-            InvalidUtf8 => close_code::INVALID_PAYLOAD,
+            // 1007, as Node's ws sends: the payload is inconsistent with
+            // the message's framing (see docs/architecture.md).
+            InvalidUtf8 | BadDeflate => close_code::INVALID_PAYLOAD,
             MessageTooBig => close_code::MESSAGE_TOO_BIG,
             UnmaskedFrame
             | MaskedFrame
@@ -176,7 +183,7 @@ impl fmt::Display for ProtocolError {
         f.write_str(match self {
             UnmaskedFrame => "client frame is not masked",
             MaskedFrame => "server frame is masked",
-            ReservedBits => "reserved bits set without an extension",
+            ReservedBits => "reserved bits set that no extension allows",
             UnknownOpcode => "reserved opcode",
             ControlTooLong => "control frame payload over 125 bytes",
             ControlFragmented => "fragmented control frame",
@@ -188,6 +195,7 @@ impl fmt::Display for ProtocolError {
             InvalidCloseReason => "close reason is not UTF-8",
             InvalidUtf8 => "text message is not UTF-8",
             MessageTooBig => "message exceeds the size limit",
+            BadDeflate => "compressed message is not a valid deflate stream",
         })
     }
 }

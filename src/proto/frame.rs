@@ -43,7 +43,13 @@ pub struct Header {
     pub len: u64,
     /// Bytes the header itself takes; the payload starts there.
     pub header_len: usize,
+    /// RSV1: the message this frame opens is compressed (RFC 7692).
+    pub compressed: bool,
 }
+
+/// RSV1, the bit permessage-deflate gives to a compressed message's first
+/// frame (RFC 7692 §6).
+pub const RSV1: u8 = 0x40;
 
 /// Which peer's frames are being decoded: a server requires masked frames
 /// (§5.1), a client requires unmasked ones.
@@ -55,16 +61,26 @@ pub enum Role {
     FromServer,
 }
 
-/// Decode the header at the start of `buf`.
+/// Decode the header at the start of `buf`, with no extension negotiated:
+/// RSV bits must be clear.
 ///
 /// `Ok(None)` means more bytes are needed; `Err` means the bytes seen already
-/// break a rule. RSV bits must be clear (no extension is negotiated).
+/// break a rule.
 pub fn decode(buf: &[u8], role: Role) -> Result<Option<Header>, ProtocolError> {
+    decode_with(buf, role, 0)
+}
+
+/// [`decode`], with the RSV bits in `allowed` permitted where the
+/// negotiated extension allows them: [`RSV1`] (permessage-deflate) on the
+/// first frame of a data message only (RFC 7692 §6.1).
+#[inline]
+pub fn decode_with(buf: &[u8], role: Role, allowed: u8) -> Result<Option<Header>, ProtocolError> {
     let Some(&b0) = buf.first() else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
-        return Err(ProtocolError::ReservedBits);
+    let compressed = b0 & 0x70 != 0;
+    if compressed {
+        check_rsv(b0, allowed)?;
     }
     let fin = b0 & 0x80 != 0;
     let op = b0 & 0x0F;
@@ -124,7 +140,20 @@ pub fn decode(buf: &[u8], role: Role) -> Result<Option<Header>, ProtocolError> {
         mask,
         len,
         header_len: at,
+        compressed,
     }))
+}
+
+/// A header with RSV bits set: only those in `allowed`, and RSV1 only on
+/// the first frame of a data message (RFC 7692 §6.1). Past this check a
+/// set RSV bit can only be RSV1.
+#[cold]
+fn check_rsv(b0: u8, allowed: u8) -> Result<(), ProtocolError> {
+    let op = b0 & 0x0F;
+    if b0 & 0x70 & !allowed != 0 || op == opcode::CONTINUATION || opcode::is_control(op) {
+        return Err(ProtocolError::ReservedBits);
+    }
+    Ok(())
 }
 
 /// The length of a header for a payload of `len` bytes.

@@ -13,13 +13,17 @@
 //! * the only subprotocol ever negotiated is an RFC 7230 token of at most
 //!   [`MAX_PROTOCOL_LEN`] bytes that the client offered verbatim, so a
 //!   negotiated name can always be echoed without escaping and fits in
-//!   [`RESPONSE_BUF`].
+//!   [`RESPONSE_BUF`];
+//! * permessage-deflate is negotiated here too ([`deflate::negotiate()`]),
+//!   never failing the upgrade: an offer we cannot honour is declined.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use crate::error::HandshakeError;
 use crate::http::Cursor;
+use crate::proto::deflate::negotiate::RESPONSE_LEN as EXTENSIONS_LEN;
+use crate::proto::deflate::{self, Agreed, DeflateConfig};
 use crate::service::Request;
 
 /// Most request headers accepted; one more is refused as `TooLarge`.
@@ -33,7 +37,8 @@ pub const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub const MAX_PROTOCOL_LEN: usize = 128;
 
 /// Room for the longest response this crate writes before the upgrade: the
-/// 101 with a [`MAX_PROTOCOL_LEN`] protocol, or any refusal or page head.
+/// 101 with a [`MAX_PROTOCOL_LEN`] protocol and the longest extension line
+/// ([`deflate::negotiate::RESPONSE_LEN`]), or any refusal or page head.
 pub const RESPONSE_BUF: usize = 512;
 
 /// [`HandshakeConfig::path`] that lets every path through to the service
@@ -59,6 +64,8 @@ pub struct HandshakeConfig {
     pub metrics_path: Option<String>,
     /// Path of the health check (a plain GET); `None`: not served.
     pub health_path: Option<String>,
+    /// What permessage-deflate offers are accepted.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for HandshakeConfig {
@@ -70,6 +77,7 @@ impl Default for HandshakeConfig {
             max_header_bytes: 8192,
             metrics_path: Some("/metrics".to_owned()),
             health_path: Some("/healthz".to_owned()),
+            deflate: DeflateConfig::default(),
         }
     }
 }
@@ -83,6 +91,8 @@ pub enum Outcome {
         accept: [u8; 28],
         /// Index into [`HandshakeConfig::subprotocols`] of the one chosen.
         protocol: Option<usize>,
+        /// The permessage-deflate parameters agreed, if an offer was accepted.
+        deflate: Option<Agreed>,
     },
     /// A plain GET (no `Upgrade` header) of the served path: serve the page.
     Page,
@@ -197,7 +207,9 @@ pub fn scan_head(
 /// 8. origin, last, so that a malformed request is reported as malformed
 ///    whatever its origin (`ForbiddenOrigin`, see [`origin_allowed`]).
 ///
-/// Then the subprotocol is chosen (see [`choose_protocol`]); that never fails.
+/// Then the subprotocol is chosen (see [`choose_protocol`]) and
+/// permessage-deflate negotiated (see [`deflate::negotiate()`]); neither ever
+/// fails.
 pub fn parse(head: &[u8], cfg: &HandshakeConfig) -> Result<Outcome, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     parse_request(head, cfg, &mut headers).map(|(outcome, _)| outcome)
@@ -309,6 +321,7 @@ pub fn parse_request<'h>(
     let outcome = Outcome::Upgrade {
         accept: accept_key(key),
         protocol: choose_protocol(headers, &cfg.subprotocols),
+        deflate: deflate::negotiate(headers, &cfg.deflate),
     };
     Ok((outcome, request))
 }
@@ -359,13 +372,19 @@ pub fn choose_protocol(headers: &[httparse::Header<'_>], supported: &[String]) -
 }
 
 /// Writes the `101 Switching Protocols` response into `out` and returns its
-/// length. `protocol` should be the name [`parse`] chose, if any.
+/// length. `protocol` should be the name [`parse`] chose, if any, and
+/// `deflate` the parameters it agreed, if any.
 ///
 /// # Panics
 /// If `out` is shorter than [`RESPONSE_BUF`], or `protocol` is not a token
 /// of at most [`MAX_PROTOCOL_LEN`] bytes (which `parse` never chooses):
 /// writing such a name could split the header or overrun the buffer.
-pub fn write_upgrade_response(out: &mut [u8], accept: &[u8; 28], protocol: Option<&str>) -> usize {
+pub fn write_upgrade_response(
+    out: &mut [u8],
+    accept: &[u8; 28],
+    protocol: Option<&str>,
+    deflate: Option<&Agreed>,
+) -> usize {
     assert!(out.len() >= RESPONSE_BUF, "response buffer too small");
     let mut w = Cursor::new(out);
     w.put(b"HTTP/1.1 101 Switching Protocols\r\n")
@@ -381,6 +400,11 @@ pub fn write_upgrade_response(out: &mut [u8], accept: &[u8; 28], protocol: Optio
             "subprotocol is not a token of at most MAX_PROTOCOL_LEN bytes"
         );
         w.put(b"Sec-WebSocket-Protocol: ").put(p).put(b"\r\n");
+    }
+    if let Some(a) = deflate {
+        let mut line = [0u8; EXTENSIONS_LEN];
+        let n = deflate::write_response(a, &mut line);
+        w.put(&line[..n]);
     }
     w.put(b"\r\n");
     w.len()
@@ -527,7 +551,8 @@ mod tests {
             Req::upgrade().parse(),
             Ok(Outcome::Upgrade {
                 accept: *KEY_ACCEPT,
-                protocol: None
+                protocol: None,
+                deflate: None,
             })
         );
     }
@@ -896,7 +921,8 @@ mod tests {
             padded.parse(),
             Ok(Outcome::Upgrade {
                 accept: *KEY_ACCEPT,
-                protocol: None
+                protocol: None,
+                deflate: None,
             })
         );
         let zeros = r.set("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA==");
@@ -1122,7 +1148,7 @@ mod tests {
     #[test]
     fn upgrade_response_without_protocol() {
         let mut out = [0xAAu8; RESPONSE_BUF];
-        let n = write_upgrade_response(&mut out, KEY_ACCEPT, None);
+        let n = write_upgrade_response(&mut out, KEY_ACCEPT, None, None);
         assert_eq!(
             parse_response(&out[..n]),
             kv(&[
@@ -1137,7 +1163,7 @@ mod tests {
     #[test]
     fn upgrade_response_with_protocol() {
         let mut out = [0u8; RESPONSE_BUF];
-        let n = write_upgrade_response(&mut out, KEY_ACCEPT, Some("superchat"));
+        let n = write_upgrade_response(&mut out, KEY_ACCEPT, Some("superchat"), None);
         let headers = parse_response(&out[..n]);
         assert_eq!(headers.len(), 4);
         assert_eq!(
@@ -1146,27 +1172,74 @@ mod tests {
         );
     }
 
+    /// The agreement whose response line is the longest (both windows said,
+    /// two digits each): [`EXTENSIONS_LEN`] bytes.
+    fn longest_deflate() -> Agreed {
+        let offer = httparse::Header {
+            name: "Sec-WebSocket-Extensions",
+            value: b"permessage-deflate; server_max_window_bits=10; client_max_window_bits",
+        };
+        let a = deflate::negotiate(&[offer], &DeflateConfig::default()).unwrap();
+        let mut line = [0u8; EXTENSIONS_LEN];
+        assert_eq!(deflate::write_response(&a, &mut line), EXTENSIONS_LEN);
+        a
+    }
+
     #[test]
     fn longest_upgrade_response_fits() {
         let longest = "~".repeat(MAX_PROTOCOL_LEN);
+        let a = longest_deflate();
         let mut out = [0u8; RESPONSE_BUF];
-        let n = write_upgrade_response(&mut out, KEY_ACCEPT, Some(&longest));
+        let n = write_upgrade_response(&mut out, KEY_ACCEPT, Some(&longest), Some(&a));
         assert!(n <= RESPONSE_BUF);
-        assert_eq!(parse_response(&out[..n])[3].1, longest);
+        let headers = parse_response(&out[..n]);
+        assert_eq!(headers[3].1, longest);
+        assert_eq!(
+            headers[4],
+            (
+                "Sec-WebSocket-Extensions".into(),
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+                 server_max_window_bits=10; client_max_window_bits=10"
+                    .into()
+            )
+        );
+        // The head's terminator and the extension line are both counted.
+        let without = write_upgrade_response(&mut out, KEY_ACCEPT, Some(&longest), None);
+        assert_eq!(n, without + EXTENSIONS_LEN);
+    }
+
+    #[test]
+    fn upgrade_response_with_deflate_only() {
+        let offer = httparse::Header {
+            name: "Sec-WebSocket-Extensions",
+            value: b"permessage-deflate",
+        };
+        let a = deflate::negotiate(&[offer], &DeflateConfig::default()).unwrap();
+        let mut out = [0u8; RESPONSE_BUF];
+        let n = write_upgrade_response(&mut out, KEY_ACCEPT, None, Some(&a));
+        let headers = parse_response(&out[..n]);
+        assert_eq!(
+            headers[3],
+            (
+                "Sec-WebSocket-Extensions".into(),
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover".into()
+            )
+        );
+        assert_eq!(headers.len(), 4);
     }
 
     #[test]
     #[should_panic(expected = "not a token")]
     fn upgrade_response_refuses_header_injection() {
         let mut out = [0u8; RESPONSE_BUF];
-        write_upgrade_response(&mut out, KEY_ACCEPT, Some("chat\r\nSet-Cookie: x=1"));
+        write_upgrade_response(&mut out, KEY_ACCEPT, Some("chat\r\nSet-Cookie: x=1"), None);
     }
 
     #[test]
     #[should_panic(expected = "response buffer too small")]
     fn upgrade_response_needs_room() {
         let mut out = [0u8; 100];
-        write_upgrade_response(&mut out, KEY_ACCEPT, None);
+        write_upgrade_response(&mut out, KEY_ACCEPT, None, None);
     }
 
     #[test]
@@ -1177,16 +1250,30 @@ mod tests {
         };
         let req = Req::upgrade()
             .add("Sec-WebSocket-Protocol", "chat, superchat")
+            .add(
+                "Sec-WebSocket-Extensions",
+                "x-foo, permessage-deflate; server_max_window_bits=12",
+            )
             .bytes();
-        let Ok(Outcome::Upgrade { accept, protocol }) = parse(&req, &cfg) else {
+        let Ok(Outcome::Upgrade {
+            accept,
+            protocol,
+            deflate,
+        }) = parse(&req, &cfg)
+        else {
             panic!("not an upgrade");
         };
         let mut out = [0u8; RESPONSE_BUF];
         let proto = protocol.map(|i| cfg.subprotocols[i].as_str());
-        let n = write_upgrade_response(&mut out, &accept, proto);
+        let n = write_upgrade_response(&mut out, &accept, proto, deflate.as_ref());
         let headers = parse_response(&out[..n]);
         assert_eq!(headers[2].1, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(headers[3].1, "superchat");
+        assert_eq!(
+            headers[4].1,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=12"
+        );
     }
 
     // --- real browsers ----------------------------------------------------------
@@ -1229,15 +1316,57 @@ mod tests {
         Upgrade: websocket\r\n\
         \r\n";
 
+    /// What a browser's offer gets by default: both sides drop their
+    /// context, both windows 15.
+    fn browser_deflate(a: Option<Agreed>) {
+        let a = a.expect("permessage-deflate agreed");
+        assert_eq!(
+            (
+                a.client_no_context_takeover,
+                a.client_window,
+                a.server_window
+            ),
+            (true, 15, 15)
+        );
+        assert!(a.echo_as_is());
+        let mut line = [0u8; EXTENSIONS_LEN];
+        let n = deflate::write_response(&a, &mut line);
+        assert_eq!(
+            &line[..n],
+            b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+              client_no_context_takeover\r\n"
+        );
+    }
+
     #[test]
     fn chrome_upgrade_accepted() {
         let req = CHROME.as_bytes();
         assert_eq!(find_header_end(req, 0), Some(req.len()));
+        let Ok(Outcome::Upgrade {
+            accept,
+            protocol,
+            deflate,
+        }) = parse(req, &HandshakeConfig::default())
+        else {
+            panic!("not an upgrade");
+        };
+        assert_eq!(&accept, b"HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+        assert_eq!(protocol, None);
+        browser_deflate(deflate);
+
+        let no_deflate = HandshakeConfig {
+            deflate: DeflateConfig {
+                enabled: false,
+                ..DeflateConfig::default()
+            },
+            ..HandshakeConfig::default()
+        };
         assert_eq!(
-            parse(req, &HandshakeConfig::default()),
+            parse(req, &no_deflate),
             Ok(Outcome::Upgrade {
-                accept: *b"HSmrc0sMlYUkAGmm5OPpG2HaGWk=",
-                protocol: None
+                accept,
+                protocol: None,
+                deflate: None,
             })
         );
     }
@@ -1250,13 +1379,17 @@ mod tests {
             subprotocols: vec!["superchat".into()],
             ..HandshakeConfig::default()
         };
-        assert_eq!(
-            parse(req, &cfg),
-            Ok(Outcome::Upgrade {
-                accept: *KEY_ACCEPT,
-                protocol: Some(0)
-            })
-        );
+        let Ok(Outcome::Upgrade {
+            accept,
+            protocol,
+            deflate,
+        }) = parse(req, &cfg)
+        else {
+            panic!("not an upgrade");
+        };
+        assert_eq!(&accept, KEY_ACCEPT);
+        assert_eq!(protocol, Some(0));
+        browser_deflate(deflate);
     }
 
     #[test]

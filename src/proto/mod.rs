@@ -18,6 +18,7 @@
 pub mod client;
 pub mod conn;
 pub mod context;
+pub mod deflate;
 pub mod error;
 pub mod events;
 pub mod frame;

@@ -21,32 +21,54 @@ impl Conn {
         &mut self,
         op: u8,
         len: u64,
+        compressed: bool,
         buf: &[u8],
         tx: &mut Tx<'_>,
         s: &Settings,
         h: &mut E,
         now: Millis,
     ) -> Result<(), ProtocolError> {
-        let kind = frame::sequence(op, self.msg)?;
+        let kind = frame::sequence(op, self.msg.map(Open::kind))?;
         // Both terms are below 2^63 (decode rejects the top bit; msg_len is
         // bounded by max_message), so the sum cannot overflow.
         let total = self.msg_len + len;
         if total > s.max_message {
-            return Err(ProtocolError::MessageTooBig);
+            self.packed_within(compressed, total, s)?;
         }
         self.msg_len = total;
         if let Some(kind) = kind {
-            self.msg = Some(kind);
+            self.msg = Some(Open::new(kind, compressed));
             self.started = false;
+            if compressed {
+                self.begin_compressed(tx);
+            }
             let mut cx = self.cx(tx, buf, s, now);
             self.delivery = h.message(kind, &mut cx);
             let close = cx.finish_callback();
             self.closed_by_service(close, s, h, now);
         }
-        if self.delivery == Delivery::Collect && total > s.max_collected {
+        if self.delivery == Delivery::Collect && total > s.max_collected && !self.compressed() {
             return Err(ProtocolError::MessageTooBig);
         }
         Ok(())
+    }
+
+    /// A message past `max_message` on the wire may still be a compressed
+    /// one within it (its inflated size is what is limited): `compressed`
+    /// for a new message's first frame.
+    #[cold]
+    fn packed_within(
+        &self,
+        compressed: bool,
+        total: u64,
+        s: &Settings,
+    ) -> Result<(), ProtocolError> {
+        let packed = compressed || (self.msg.is_some() && self.compressed());
+        if packed && total <= packed_limit(s.max_message) {
+            Ok(())
+        } else {
+            Err(ProtocolError::MessageTooBig)
+        }
     }
 
     /// Advance the current data frame with the bytes at `buf[pos..]`.
@@ -86,7 +108,8 @@ impl Conn {
         if avail > got {
             mask::apply(&mut buf[pos + got..pos + avail], self.mask, got % 4);
             self.got = avail as u32;
-            if self.msg == Some(MessageKind::Text) {
+            // A compressed message's text is checked once inflated.
+            if self.msg == Some(Open::Text) {
                 self.check_text(&buf[pos..pos + avail])?;
             }
         }
@@ -151,7 +174,10 @@ impl Conn {
         h: &mut E,
         now: Millis,
     ) -> Result<(), ProtocolError> {
-        let kind = self.msg.expect("begin_data opened a message");
+        if self.compressed() {
+            return self.emit_compressed(buf, room, a, b, last, tx, s, h, now);
+        }
+        let kind = self.msg.expect("begin_data opened a message").kind();
         let carry = self.carry;
         let carry_len = self.carry_len as usize;
         let (valid_end, new_carry) = if kind == MessageKind::Text {
@@ -219,7 +245,7 @@ impl Conn {
     // its argument shuffling cost more than the frame header it writes.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn echo_frame(
+    pub(super) fn echo_frame(
         &mut self,
         buf: &mut [u8],
         room: usize,
@@ -229,7 +255,25 @@ impl Conn {
         last: bool,
         tx: &mut Tx<'_>,
     ) {
-        let kind = self.msg.expect("an open message");
+        self.echo_frame_with(buf, room, a, v, carry, last, 0, tx)
+    }
+
+    /// [`echo_frame`](Self::echo_frame), with `rsv` set in the first
+    /// frame's header (a compressed message echoed as it came).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn echo_frame_with(
+        &mut self,
+        buf: &mut [u8],
+        room: usize,
+        a: usize,
+        v: usize,
+        carry: &[u8],
+        last: bool,
+        rsv: u8,
+        tx: &mut Tx<'_>,
+    ) {
+        let kind = self.msg.expect("an open message").kind();
         let len = carry.len() + (v - a);
         let op = if self.started {
             opcode::CONTINUATION
@@ -238,10 +282,12 @@ impl Conn {
         } else {
             opcode::BINARY
         };
+        let rsv = if self.started { 0 } else { rsv };
         let hl = frame::header_len(len as u64, false);
         if a - room >= hl + carry.len() {
             buf[a - carry.len()..a].copy_from_slice(carry);
             let hs = frame::encode_before(buf, a - carry.len(), last, op, len as u64);
+            buf[hs] |= rsv;
             tx.out.push_input(hs, v);
         } else {
             // No room in front (a later chunk of a long frame, or a
@@ -250,6 +296,7 @@ impl Conn {
             // go out from scratch, the payload still from the buffer.
             let mut tmp = [0u8; frame::MAX_HEADER + 3];
             let n = frame::encode(&mut tmp, last, op, len as u64, None);
+            tmp[0] |= rsv;
             tmp[n..n + carry.len()].copy_from_slice(carry);
             tx.out.push_bytes(&tmp[..n + carry.len()]);
             tx.out.push_input(a, v);
@@ -260,7 +307,7 @@ impl Conn {
     /// The echo's last frame is queued: what the service sent while it was
     /// half out follows it now.
     #[inline]
-    fn release_held(&mut self, buf: &[u8], tx: &mut Tx<'_>) {
+    pub(super) fn release_held(&mut self, buf: &[u8], tx: &mut Tx<'_>) {
         if let Some(held) = self.msgbuf.take() {
             Self::queue_held(held, buf, tx);
         }
@@ -322,7 +369,7 @@ impl Conn {
         if !self.is_open() {
             return;
         }
-        let kind = self.msg.expect("an open message");
+        let kind = self.msg.expect("an open message").kind();
         let gathered = self.msgbuf.is_some() || !carry.is_empty();
         if !last || gathered {
             let m = self.msgbuf.get_or_insert_with(|| tx.pool.take());
@@ -358,6 +405,14 @@ pub(super) enum Step {
     Next(usize),
     /// Input consumed up to this index; wait for more.
     Wait(usize),
+}
+
+/// The most wire bytes a compressed message of `max` inflated bytes may
+/// take: deflate can make data longer (stored blocks add 5 bytes in 64 KiB,
+/// fixed codes up to an eighth), and it is the inflated size that is
+/// limited.
+fn packed_limit(max: u64) -> u64 {
+    max + max / 8 + 1024
 }
 
 /// The byte length of the code point a valid lead byte starts.

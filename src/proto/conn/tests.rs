@@ -27,6 +27,32 @@ struct Seen {
     partial: usize,
     /// Anything after a close frame, or a malformed server frame.
     junk: bool,
+    /// Messages that came compressed (inflated in `messages`).
+    packed: usize,
+}
+
+/// Inflate a server message (no server context takeover: a fresh window).
+fn inflate_message(p: &[u8]) -> Option<Vec<u8>> {
+    let mut z = flate2::Decompress::new(false);
+    let mut input = p.to_vec();
+    input.extend_from_slice(&crate::deflate::TAIL);
+    let mut out = Vec::with_capacity(p.len() * 8 + 1024);
+    loop {
+        let before = z.total_in();
+        z.decompress_vec(
+            &input[z.total_in() as usize..],
+            &mut out,
+            flate2::FlushDecompress::Sync,
+        )
+        .ok()?;
+        if z.total_in() as usize == input.len() {
+            return Some(out);
+        }
+        if z.total_in() == before && out.len() < out.capacity() {
+            return None;
+        }
+        out.reserve(out.capacity());
+    }
 }
 
 fn observe(wire: &[u8]) -> Seen {
@@ -38,12 +64,13 @@ fn observe(wire: &[u8]) -> Seen {
     seen.status = status_line[9..12].parse().unwrap();
     let mut rest = &wire[head_end..];
     let mut cur: Option<(u8, Vec<u8>)> = None;
+    let mut compressed = false;
     while !rest.is_empty() {
         if seen.close.is_some() {
             seen.junk = true;
             break;
         }
-        let h = match frame::decode(rest, Role::FromServer) {
+        let h = match frame::decode_with(rest, Role::FromServer, frame::RSV1) {
             Ok(Some(h)) if rest.len() >= h.header_len + h.len as usize => h,
             _ => {
                 seen.junk = true;
@@ -70,10 +97,20 @@ fn observe(wire: &[u8]) -> Seen {
                     break;
                 }
                 cur = Some((op, p.to_vec()));
+                compressed = h.compressed;
             }
         }
         if h.fin && !opcode::is_control(h.opcode) {
-            seen.messages.push(cur.take().unwrap());
+            let (op, mut data) = cur.take().unwrap();
+            if compressed {
+                let Some(d) = inflate_message(&data) else {
+                    seen.junk = true;
+                    break;
+                };
+                data = d;
+                seen.packed += 1;
+            }
+            seen.messages.push((op, data));
         }
         rest = &rest[h.header_len + h.len as usize..];
     }
@@ -88,6 +125,7 @@ struct Driver<E = Echo> {
     rb: ReadBuf,
     out: Output,
     pool: MsgPool,
+    codec: Codec,
     s: Settings,
     wire: Vec<u8>,
     now: Millis,
@@ -105,6 +143,7 @@ impl Driver {
 fn run_tx<R>(wire: &mut Vec<u8>, f: impl FnOnce(&mut Tx<'_>) -> R) -> R {
     let mut out = Output::new();
     let mut pool = MsgPool::new(4, 1 << 20);
+    let mut codec = Codec::default();
     let r = f(&mut Tx {
         out: &mut out,
         sink: wire,
@@ -112,6 +151,7 @@ fn run_tx<R>(wire: &mut Vec<u8>, f: impl FnOnce(&mut Tx<'_>) -> R) -> R {
         max_backlog: usize::MAX,
         sent: Default::default(),
         local: None,
+        codec: &mut codec,
     });
     out.extend_vec(&[], wire);
     r
@@ -125,6 +165,7 @@ impl<E: Events> Driver<E> {
             rb: ReadBuf::new(vec![0xEE; buf_size].into_boxed_slice()),
             out: Output::new(),
             pool: MsgPool::new(4, 1 << 20),
+            codec: Codec::default(),
             s,
             wire: Vec::new(),
             now,
@@ -148,6 +189,7 @@ impl<E: Events> Driver<E> {
                 max_backlog: self.max_backlog,
                 sent: Default::default(),
                 local: None,
+                codec: &mut self.codec,
             };
             let ok = pump(
                 &mut self.conn,
@@ -790,4 +832,5 @@ fn connection_state_is_small() {
     );
 }
 
+mod deflate;
 mod services;

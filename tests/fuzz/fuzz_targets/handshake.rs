@@ -109,7 +109,11 @@ fuzz_target!(|data: &[u8]| {
 
 fn check_parse(head: &[u8], cfg: &HandshakeConfig) {
     match parse(head, cfg) {
-        Ok(Outcome::Upgrade { accept, protocol }) => {
+        Ok(Outcome::Upgrade {
+            accept,
+            protocol,
+            deflate,
+        }) => {
             assert!(accept
                 .iter()
                 .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'='));
@@ -118,7 +122,10 @@ fn check_parse(head: &[u8], cfg: &HandshakeConfig) {
                 assert!(!p.is_empty() && p.len() <= zerows::handshake::MAX_PROTOCOL_LEN);
             }
             let mut out = [0u8; RESPONSE_BUF];
-            let n = write_upgrade_response(&mut out, &accept, proto);
+            if let Some(a) = &deflate {
+                assert!((8..=15).contains(&a.client_window) && (8..=15).contains(&a.server_window));
+            }
+            let n = write_upgrade_response(&mut out, &accept, proto, deflate.as_ref());
             let resp = &out[..n];
             assert!(resp.starts_with(b"HTTP/1.1 101 "));
             assert_eq!(naive(resp), Some(n), "response head well terminated");

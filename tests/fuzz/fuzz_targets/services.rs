@@ -32,6 +32,7 @@ use common::{reference, REQUEST};
 use zerows::buffer::{MsgPool, ReadBuf, HEADROOM};
 use zerows::conn::{pump, Conn, Settings, CHUNK_SLACK};
 use zerows::context::Tx;
+use zerows::deflate::Codec;
 use zerows::frame::{self, opcode, Role};
 use zerows::handshake::{find_header_end, HandshakeConfig};
 use zerows::output::Output;
@@ -132,6 +133,7 @@ struct Run {
     rb: ReadBuf,
     out: Output,
     pool: MsgPool,
+    codec: Codec,
     wire: Vec<u8>,
     svc: Scripted,
 }
@@ -146,6 +148,7 @@ fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize,
         rb: ReadBuf::new(vec![0xEE; buf].into_boxed_slice()),
         out: Output::new(),
         pool: MsgPool::new(4, 1 << 20),
+            codec: Codec::default(),
         wire: Vec::new(),
         svc: Scripted { script: script.to_vec(), at: 0, got: Vec::new(), cur: None },
     };
@@ -174,6 +177,7 @@ fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize,
                 max_backlog: backlog,
                 sent: Default::default(),
                 local: None,
+                codec: &mut r.codec,
             };
             assert!(pump(&mut r.conn, &mut r.rb, &mut tx, s, &mut r.svc, 1_000));
             if between {
@@ -278,13 +282,13 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Every pooled buffer goes back.
-    cut.conn.release(&mut cut.pool);
+    cut.conn.release(&mut cut.pool, &mut cut.codec);
     assert_eq!(cut.pool.in_use(), 0, "a message buffer was not returned");
 
     // Sends from outside input, between reads: the output stays well
     // formed (none lands inside an echo under way) and buffers come back.
     let mut between = run(&input, pieces, &s, script, backlog, true);
     observe(&between.wire);
-    between.conn.release(&mut between.pool);
+    between.conn.release(&mut between.pool, &mut between.codec);
     assert_eq!(between.pool.in_use(), 0, "a held-send buffer was not returned");
 });

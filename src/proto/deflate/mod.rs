@@ -1,0 +1,26 @@
+//! permessage-deflate (RFC 7692): negotiation, and the codec state a loop
+//! lends its connections.
+//!
+//! Invariants:
+//! * `negotiate` chooses, per connection, the parameters both sides apply
+//!   ([`Agreed`]; the connection keeps them as [`Terms`], one byte that
+//!   fits in its padding); nothing else is kept for an idle connection
+//!   unless the client keeps its compression context
+//!   (`client_no_context_takeover` off by configuration), in which case the
+//!   connection keeps one inflater, sized to the negotiated window.
+//! * Otherwise inflaters are lent from the loop's pool for one compressed
+//!   message and given back when it ends; compressors are the loop's, one
+//!   per window size in use, reset for every message (the server never takes
+//!   its context over).
+
+pub mod negotiate;
+
+pub use negotiate::{negotiate, write_response, Agreed, DeflateConfig};
+
+mod codec;
+mod inflate;
+mod terms;
+
+pub use codec::{Codec, INFLATE_STEP};
+pub use inflate::{Inflate, Inflater, TAIL};
+pub use terms::Terms;
