@@ -131,7 +131,12 @@ class Run:
         try:
             resp = ws.response
             expect(resp.status_code == 101, f"status {resp.status_code}")
-            expect("Sec-WebSocket-Extensions" not in resp.headers, "server accepted an extension")
+            # websockets offers permessage-deflate; nginx passes the offer and
+            # zerows's answer through, so every echo below goes compressed.
+            ext = resp.headers.get("Sec-WebSocket-Extensions") or ""
+            expect(ext.startswith("permessage-deflate"), f"permessage-deflate not negotiated through nginx: {ext!r}")
+            expect([type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"],
+                   f"negotiated extensions: {ws.protocol.extensions!r}")
             self.echo(ws, f"hello #{i} through nginx: héllo wörld — 你好 😀")
             self.echo(ws, bytes(range(256)) * 4)
             self.echo(ws, "")
