@@ -10,7 +10,9 @@
 //! messages per rep, the same batches as `benches/echo_session.rs`), and
 //! `received32`: the `text32` batch answered with "Received: " and each
 //! message by a service that collects it whole (tungstenite: read, format,
-//! write). Prints
+//! write); `json1k`, `json16k` (100 messages of JSON-like text per rep)
+//! and, zerows only, `deflate1k`, `deflate16k`: the same messages
+//! compressed by the client and echoed as they came. Prints
 //! the number of messages processed. The script runs each workload at two
 //! rep counts and divides the difference, so setup (building the input,
 //! the handshake) cancels out.
@@ -45,6 +47,39 @@ fn run(imp: &str, workload: &str, reps: usize) -> usize {
             };
         }
         return reps;
+    }
+    // JSON-like text echoed plain, or compressed by the client and echoed
+    // as it came (inflated on the way to check it).
+    let json = match workload {
+        "json1k" => Some((1 << 10, false)),
+        "json16k" => Some((16 << 10, false)),
+        "deflate1k" => Some((1 << 10, true)),
+        "deflate16k" => Some((16 << 10, true)),
+        _ => None,
+    };
+    if let Some((size, deflate)) = json {
+        let w = common::json_messages(100, size, deflate);
+        match imp {
+            "zerows" => {
+                let mut z = if deflate {
+                    common::ZerowsEcho::with_deflate(zerows::Echo)
+                } else {
+                    common::ZerowsEcho::new()
+                };
+                for _ in 0..reps {
+                    black_box(z.run(black_box(&w.wire)));
+                }
+            }
+            // tungstenite has no permessage-deflate (0.30).
+            "tungstenite" if !deflate => {
+                let mut t = common::TungsteniteEcho::new();
+                for _ in 0..reps {
+                    black_box(t.run(black_box(&w.wire), w.messages));
+                }
+            }
+            _ => panic!("{imp} cannot run {workload}"),
+        }
+        return reps * w.messages;
     }
     if workload == "received32" {
         let w = common::small_text(1000, 32);
@@ -109,9 +144,14 @@ fn main() {
                     "binary1k",
                     "fragmented",
                     "received32",
+                    "json1k",
+                    "json16k",
                 ] {
                     run(imp, w, 2);
                 }
+            }
+            for w in ["deflate1k", "deflate16k"] {
+                run("zerows", w, 2);
             }
             println!("callgrind workloads: ok (run benches/tools/callgrind.sh to count)");
         }

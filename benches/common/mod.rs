@@ -261,6 +261,61 @@ pub fn small_text(count: usize, size: usize) -> Workload {
     }
 }
 
+/// `len` bytes of JSON-like text (objects with ids, names, timestamps and
+/// flags under repeated keys), the kind of payload compression is for.
+pub fn json(len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len + 128);
+    v.push(b'[');
+    let mut i = 0u64;
+    while v.len() < len {
+        let rec = format!(
+            "{{\"id\":{},\"user\":\"user-{}\",\"ts\":{},\"active\":{},\"score\":{}.{}}},",
+            1_000_000 + i * 7,
+            i % 97,
+            1_764_000_000_000u64 + i * 1_337,
+            i % 3 == 0,
+            i * 31 % 1000,
+            i % 10
+        );
+        v.extend_from_slice(rec.as_bytes());
+        i += 1;
+    }
+    v.truncate(len);
+    v
+}
+
+/// `count` text messages of `size` bytes of [`json`], one frame each,
+/// compressed as a client without context takeover sends them (zlib
+/// level 6, RSV1) when `deflate`, plain otherwise.
+pub fn json_messages(count: usize, size: usize, deflate: bool) -> Workload {
+    let msg = json(size);
+    let packed = deflate.then(|| {
+        use flate2::{Compress, Compression, FlushCompress};
+        let mut z = Compress::new(Compression::new(6), false);
+        let mut out = Vec::with_capacity(size + 64);
+        z.compress_vec(&msg, &mut out, FlushCompress::Sync).unwrap();
+        out.truncate(out.len() - 4);
+        out
+    });
+    let mut wire = Vec::new();
+    for _ in 0..count {
+        match &packed {
+            Some(p) => {
+                let at = wire.len();
+                push_client_frame(&mut wire, true, opcode::TEXT, p);
+                wire[at] |= frame::RSV1;
+            }
+            None => push_client_frame(&mut wire, true, opcode::TEXT, &msg),
+        }
+    }
+    Workload {
+        name: if deflate { "json-deflate" } else { "json" },
+        wire,
+        messages: count,
+        payload: count * size,
+    }
+}
+
 /// `count` binary messages of `size` bytes, one frame each.
 pub fn binary_messages(count: usize, size: usize) -> Workload {
     let msg = binary(size);
@@ -340,6 +395,23 @@ impl ZerowsEcho {
 
 impl<S: Service<State = ()>> ZerowsSession<S> {
     pub fn with(service: S) -> ZerowsSession<S> {
+        Self::with_offer(service, "")
+    }
+
+    /// A session whose client offered permessage-deflate as browsers do.
+    pub fn with_deflate(service: S) -> ZerowsSession<S> {
+        let z = Self::with_offer(
+            service,
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        );
+        assert!(
+            z.io.output.windows(18).any(|w| w == b"permessage-deflate"),
+            "deflate not negotiated"
+        );
+        z
+    }
+
+    fn with_offer(service: S, offer: &str) -> ZerowsSession<S> {
         let cfg = zerows::server::Config::default();
         let shared = Shared::new(
             cfg.settings.clone(),
@@ -354,11 +426,12 @@ impl<S: Service<State = ()>> ZerowsSession<S> {
             shared,
             io: Mem::default(),
         };
-        z.io.reset(
-            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
-              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\r\n",
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n{offer}\r\n"
         );
+        z.io.reset(request.as_bytes());
         z.pump();
         assert!(z.io.output.starts_with(b"HTTP/1.1 101"), "upgrade refused");
         z

@@ -43,6 +43,8 @@ workloads=(
     "binary1k 1 11 1000"
     "fragmented 1 21 100"
     "received32 1 11 1000"
+    "json1k 1 11 100"
+    "json16k 1 3 100"
 )
 
 printf '%-11s %14s %14s %8s\n' workload zerows_Ir/msg tungst_Ir/msg ratio
@@ -57,4 +59,17 @@ for w in "${workloads[@]}"; do
     done
     ratio=$(python3 -c "print(f'{${ir[tungstenite]} / ${ir[zerows]}:.2f}')")
     printf '%-11s %14s %14s %7sx\n' "$name" "${ir[zerows]}" "${ir[tungstenite]}" "$ratio"
+done
+
+# permessage-deflate: the same JSON-like messages compressed by the client
+# (zlib level 6, no context takeover) and echoed as they came, against the
+# plain echo (tungstenite has no permessage-deflate).
+printf '\n%-11s %14s %14s %8s\n' size plain_Ir/msg deflate_Ir/msg ratio
+for size in 1k 16k; do
+    hi=11
+    [ "$size" = 16k ] && hi=3
+    msgs=$(( (hi - 1) * 100 ))
+    p=$(( $(count zerows "json$size" "$hi") - $(count zerows "json$size" 1) ))
+    d=$(( $(count zerows "deflate$size" "$hi") - $(count zerows "deflate$size" 1) ))
+    python3 -c "print(f'{\"$size\":<11} {$p / $msgs:14.1f} {$d / $msgs:14.1f} {$d / $p:7.2f}x')"
 done
