@@ -223,16 +223,19 @@ impl<'a> Context<'a> {
     }
 
     /// Send a whole text message.
+    #[inline]
     pub fn send_text(&mut self, text: &str) -> SendStatus {
         self.send(Message::Text(text))
     }
 
     /// Send a whole binary message.
+    #[inline]
     pub fn send_binary(&mut self, data: &[u8]) -> SendStatus {
         self.send(Message::Binary(data))
     }
 
     /// Send a whole message.
+    #[inline]
     pub fn send(&mut self, msg: Message<'_>) -> SendStatus {
         let op = match msg {
             Message::Text(_) => opcode::TEXT,
@@ -243,6 +246,7 @@ impl<'a> Context<'a> {
 
     /// Send one text message made of `parts` in order (at most
     /// [`MAX_PARTS`]), with no copy to join them first.
+    #[inline]
     pub fn send_text_parts(&mut self, parts: &[&str]) -> SendStatus {
         let mut bytes: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
         if parts.len() > MAX_PARTS {
@@ -256,6 +260,7 @@ impl<'a> Context<'a> {
 
     /// Send one binary message made of `parts` in order (at most
     /// [`MAX_PARTS`]), with no copy to join them first.
+    #[inline]
     pub fn send_binary_parts(&mut self, parts: &[&[u8]]) -> SendStatus {
         if parts.len() > MAX_PARTS {
             return SendStatus::Refused;
@@ -263,15 +268,16 @@ impl<'a> Context<'a> {
         self.whole(opcode::BINARY, parts)
     }
 
+    #[inline]
     fn whole(&mut self, op: u8, parts: &[&[u8]]) -> SendStatus {
         if self.stream.is_some() {
             return SendStatus::Refused;
         }
+        // One test on the common path: the compressed one is out of line,
+        // so `whole` still inlines into the `send_*` calls.
         let st = match self.deflate {
-            Some(a) if self.codec.worth(parts.iter().map(|p| p.len()).sum()) => {
-                self.compressed(op, parts, a.server_window())
-            }
-            _ => self.data_frame(true, op, parts, Bound::Limited),
+            Some(t) => self.maybe_compressed(op, parts, t),
+            None => self.data_frame(true, op, parts, Bound::Limited),
         };
         if st_queued(st) {
             self.sent.messages += 1;
@@ -401,14 +407,19 @@ impl<'a> Context<'a> {
         st
     }
 
-    /// Queue a whole message compressed (RFC 7692 §7.2.1), or as it is if
-    /// compressing does not make it smaller.
-    #[cold]
-    fn compressed(&mut self, op: u8, parts: &[&[u8]], window: u8) -> SendStatus {
+    /// Queue a whole message compressed (RFC 7692 §7.2.1) if it is long
+    /// enough to be worth it and compressing makes it smaller; otherwise as
+    /// it is.
+    #[inline(never)]
+    fn maybe_compressed(&mut self, op: u8, parts: &[&[u8]], t: Terms) -> SendStatus {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if !self.codec.worth(len) {
+            return self.data_frame(true, op, parts, Bound::Limited);
+        }
         if !self.is_open() {
             return SendStatus::Closed;
         }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let window = t.server_window();
         let mut packed = std::mem::take(&mut self.codec.packed);
         let st = if self.codec.compress(parts, window, &mut packed) {
             let mut head = [0u8; frame::MAX_HEADER];
@@ -445,6 +456,7 @@ impl<'a> Context<'a> {
     /// Queue `head` then `parts` (`n` bytes in all, `len` of them
     /// payload), held back if an echo is half out, unless they would pass
     /// the backlog limit.
+    #[inline]
     fn enqueue(
         &mut self,
         head: &[u8],
