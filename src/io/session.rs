@@ -177,6 +177,9 @@ pub struct Session<St> {
     lingering: bool,
     /// The peer sent FIN: nothing more to read, output still owed.
     peer_eof: bool,
+    /// The inflate budget of a pass left a compressed chunk in `rbuf`: the
+    /// next read event processes it before reading more.
+    yielded: bool,
     /// Readiness said the peer closed its side: read to the end even after
     /// a short read, since no further edge will announce the FIN.
     read_closed: bool,
@@ -197,6 +200,7 @@ impl<St> Session<St> {
             read_blocked: false,
             lingering: false,
             peer_eof: false,
+            yielded: false,
             read_closed: false,
             clock: 0,
         }
@@ -263,6 +267,18 @@ impl<St> Session<St> {
                 break Progress::More;
             }
             budget -= 1;
+            if self.yielded {
+                // Input left by the inflate budget goes before new input.
+                self.yielded = false;
+                if self.pump(io, sh).is_err() {
+                    break Progress::Done;
+                }
+                if sh.codec.take_yielded() {
+                    self.yielded = true;
+                    break Progress::More;
+                }
+                continue;
+            }
             if self.peer_eof {
                 break Progress::Idle;
             }
@@ -309,6 +325,11 @@ impl<St> Session<St> {
                     rbuf.filled(n);
                     if self.pump(io, sh).is_err() {
                         break Progress::Done;
+                    }
+                    if sh.codec.take_yielded() {
+                        // A compressed chunk waits: serve the others first.
+                        self.yielded = true;
+                        break Progress::More;
                     }
                     if n < room && !self.read_closed {
                         break Progress::Idle;

@@ -783,7 +783,9 @@ pub const CHUNK_SLACK: usize = 256;
 /// The one loop between a read buffer and the core: process what is
 /// buffered, consume it, send each pass's output through `tx.sink`, and
 /// compact what is left (a partial frame or request) to the front. Returns
-/// false once the sink is broken.
+/// false once the sink is broken. When `tx.codec.take_yielded()` is then
+/// true, a compressed chunk was left for later although it is all there:
+/// call again (after serving other connections) without new input.
 pub fn pump<E: Events>(
     conn: &mut Conn,
     rbuf: &mut crate::buffer::ReadBuf,
@@ -792,6 +794,7 @@ pub fn pump<E: Events>(
     h: &mut E,
     now: Millis,
 ) -> bool {
+    tx.codec.new_pass();
     let ok = loop {
         let start = rbuf.start();
         tx.out.clear();

@@ -44,7 +44,8 @@ impl Conn {
     }
 
     /// [`emit_chunk`](Self::emit_chunk) for a compressed message: the chunk
-    /// `buf[a..b]` is unmasked and complete; `buf[room..a]` is free.
+    /// `buf[a..b]` is unmasked and complete; `buf[room..a]` is free. What
+    /// it inflates counts against the pass's budget (`Codec::spent_pass`).
     #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
@@ -79,6 +80,7 @@ impl Conn {
             limit,
             &mut scratch,
             |piece| {
+                tx.codec.spend(piece.len());
                 self.take_inflated(piece, input, echo && !as_is, tx, s, h, now);
                 Ok::<(), std::convert::Infallible>(())
             },

@@ -118,7 +118,16 @@ impl Conn {
         }
         let last = matches!(self.reading, Reading::Payload { fin: true })
             && self.remaining == chunk as u64;
-        self.emit_chunk(buf, room, pos, pos + chunk, last, tx, s, h, now)?;
+        if self.compressed() {
+            if tx.codec.spent_pass() {
+                // This pass has inflated its share: the chunk (unmasked,
+                // counted in `got`) waits for the next pass.
+                return Ok(Step::Wait(pos));
+            }
+            self.emit_compressed(buf, room, pos, pos + chunk, last, tx, s, h, now)?;
+        } else {
+            self.emit_chunk(buf, room, pos, pos + chunk, last, tx, s, h, now)?;
+        }
         self.remaining -= chunk as u64;
         self.mask.rotate_left(chunk % 4);
         self.got = 0;
@@ -158,8 +167,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Hand the complete chunk `buf[a..b]` (unmasked and, for text,
-    /// validated up to `checked`) to the service as it asked, queueing its
+    /// Hand the complete chunk `buf[a..b]` of an uncompressed message
+    /// (unmasked and, for text, validated up to `checked`) to the service
+    /// as it asked, queueing its
     /// echo first if it asked for one; `buf[room..a]` is free.
     #[allow(clippy::too_many_arguments)]
     fn emit_chunk<E: Events>(
@@ -174,9 +184,6 @@ impl Conn {
         h: &mut E,
         now: Millis,
     ) -> Result<(), ProtocolError> {
-        if self.compressed() {
-            return self.emit_compressed(buf, room, a, b, last, tx, s, h, now);
-        }
         let kind = self.msg.expect("begin_data opened a message").kind();
         let carry = self.carry;
         let carry_len = self.carry_len as usize;

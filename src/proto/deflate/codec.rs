@@ -20,6 +20,11 @@ use super::DeflateConfig;
 /// Inflated bytes handed on per step.
 pub const INFLATE_STEP: usize = 16 << 10;
 
+/// Inflated bytes one pass of the core makes before the chunks after it
+/// wait for the next pass (about 0.4 ms of zlib-rs), so that a connection
+/// sending bombs cannot hold its loop.
+pub const PASS_BUDGET: u64 = 256 << 10;
+
 /// One loop's compressors, pooled inflaters and scratch space.
 pub struct Codec {
     /// zlib level of what the server compresses.
@@ -39,6 +44,11 @@ pub struct Codec {
     pub(crate) scratch: Vec<u8>,
     /// A compressed payload on its way out.
     pub(crate) packed: Vec<u8>,
+    /// Inflated bytes this pass, against `budget`.
+    spent: u64,
+    budget: u64,
+    /// A chunk was left for the next pass because the budget ran out.
+    yielded: bool,
 }
 
 impl std::fmt::Debug for Codec {
@@ -69,7 +79,42 @@ impl Codec {
             compressors: Default::default(),
             scratch: Vec::new(),
             packed: Vec::new(),
+            spent: 0,
+            budget: PASS_BUDGET,
+            yielded: false,
         }
+    }
+
+    /// The same, with another inflate budget per pass (tests).
+    pub fn with_budget(mut self, budget: u64) -> Codec {
+        self.budget = budget;
+        self
+    }
+
+    /// A pass of the core begins: its inflate budget is whole again.
+    #[inline]
+    pub fn new_pass(&mut self) {
+        self.spent = 0;
+    }
+
+    /// Whether this pass has used its inflate budget; if so, the caller
+    /// leaves its chunk for the next pass, and [`take_yielded`]
+    /// (Self::take_yielded) says so.
+    pub fn spent_pass(&mut self) -> bool {
+        let spent = self.spent >= self.budget;
+        self.yielded |= spent;
+        spent
+    }
+
+    /// Count `n` inflated bytes against this pass's budget.
+    pub fn spend(&mut self, n: usize) {
+        self.spent += n as u64;
+    }
+
+    /// Whether a chunk was left for the next pass since last asked: the
+    /// caller must run the core again, even with no new input.
+    pub fn take_yielded(&mut self) -> bool {
+        std::mem::take(&mut self.yielded)
     }
 
     /// Inflaters lent out now.

@@ -21,6 +21,6 @@ mod codec;
 mod inflate;
 mod terms;
 
-pub use codec::{Codec, INFLATE_STEP};
+pub use codec::{Codec, INFLATE_STEP, PASS_BUDGET};
 pub use inflate::{Inflate, Inflater, TAIL};
 pub use terms::Terms;

@@ -179,7 +179,11 @@ fn run(input: &[u8], pieces: &[u8], s: &Settings, script: &[u8], backlog: usize,
                 local: None,
                 codec: &mut r.codec,
             };
+            // Passes left short by the inflate budget are run again.
             assert!(pump(&mut r.conn, &mut r.rb, &mut tx, s, &mut r.svc, 1_000));
+            while tx.codec.take_yielded() {
+                assert!(pump(&mut r.conn, &mut r.rb, &mut tx, s, &mut r.svc, 1_000));
+            }
             if between {
                 r.conn.callback(&mut tx, s, &mut r.svc, 1_000, |h, cx| {
                     zerows::events::Events::drain(h, cx)

@@ -231,3 +231,60 @@ fn without_the_offer_rsv1_stays_a_protocol_error() {
         "declined: RSV1 is not ours to accept"
     );
 }
+
+#[test]
+fn a_pass_inflates_within_its_budget_and_leaves_the_rest_for_the_next() {
+    // Three messages of 64 KiB each once inflated, all in the buffer at
+    // once; a budget of 100 KiB a pass.
+    let text = json(2000);
+    assert!(text.len() > 64 << 10);
+    let text = &text[..64 << 10];
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        frames.extend(packed_frames(opcode::TEXT, text, 1));
+    }
+    let input = with_deflate(&frames);
+    let s = Settings::default();
+    let mut d = Driver::new(s.clone(), 1 << 17);
+    d.codec = Codec::default().with_budget(100 << 10);
+    let spare = d.rb.spare();
+    spare[..input.len()].copy_from_slice(&input);
+    d.rb.filled(input.len());
+    let mut passes = 0;
+    let mut echoed = Vec::new();
+    loop {
+        let mut tx = Tx {
+            out: &mut d.out,
+            sink: &mut d.wire,
+            pool: &mut d.pool,
+            max_backlog: usize::MAX,
+            sent: Default::default(),
+            local: None,
+            codec: &mut d.codec,
+        };
+        assert!(pump(
+            &mut d.conn,
+            &mut d.rb,
+            &mut tx,
+            &d.s,
+            &mut d.svc,
+            d.now
+        ));
+        let more = tx.codec.take_yielded();
+        passes += 1;
+        echoed.push(observe(&d.wire).messages.len());
+        if !more {
+            break;
+        }
+        assert!(passes < 10, "the passes end");
+    }
+    // 64 KiB, then 128 KiB (past the budget: the third waits), then the
+    // third: two passes, each within budget plus one message.
+    assert_eq!(echoed, vec![2, 3]);
+    let seen = observe(&d.wire);
+    assert_eq!(seen.packed, 3);
+    assert!(seen
+        .messages
+        .iter()
+        .all(|(op, m)| *op == opcode::TEXT && m == text));
+}
