@@ -1,6 +1,8 @@
 //! Proof of the allocation claims: with a warm pool, the server thread
 //! allocates nothing per message, per handshake or per connection, whether
-//! it echoes or a service collects each message and replies to it.
+//! it echoes (plain, or permessage-deflate compressed messages, inflated
+//! with a lent inflater and echoed as they came) or a service collects
+//! each message and replies to it.
 //!
 //! A counting global allocator counts only on threads that opted in (the
 //! server's), so the test client can allocate freely.
@@ -62,8 +64,33 @@ fn reply_to(text: bool, payload: &[u8]) -> Vec<u8> {
     }
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    upgrade::upgrade(addr, Duration::from_secs(20))
+/// How the test client talks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Echo,
+    Replies,
+    /// Echo, with permessage-deflate negotiated and every message
+    /// compressed by the client.
+    Deflate,
+}
+
+fn connect(addr: SocketAddr, mode: Mode) -> TcpStream {
+    let request = match mode {
+        Mode::Deflate => upgrade::REQUEST_DEFLATE,
+        _ => upgrade::REQUEST,
+    };
+    upgrade::upgrade_with(addr, Duration::from_secs(20), request)
+}
+
+/// What a client compressing each message on its own sends: raw deflate,
+/// sync-flushed, the 4-byte tail cut (RFC 7692 §7.2.1).
+fn pack(data: &[u8]) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut z = Compress::new(Compression::new(6), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    z.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+    out.truncate(out.len() - 4);
+    out
 }
 
 fn push_frame(out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8], key: [u8; 4]) {
@@ -78,7 +105,7 @@ fn push_frame(out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8], key: [u8; 4]
 /// A mixed batch: sizes from 0 B to 64 KiB, text and binary, whole and
 /// fragmented with a ping between fragments. Returns the bytes to send and
 /// the data bytes expected back (payloads in order) and the pong count.
-fn batch(round: usize, replies: bool) -> (Vec<u8>, Vec<u8>, usize) {
+fn batch(round: usize, mode: Mode) -> (Vec<u8>, Vec<u8>, usize) {
     const SIZES: [usize; 10] = [0, 1, 7, 125, 126, 1000, 4096, 16384, 16385, 65536];
     let mut wire = Vec::new();
     let mut expect = Vec::new();
@@ -102,19 +129,25 @@ fn batch(round: usize, replies: bool) -> (Vec<u8>, Vec<u8>, usize) {
             payload
         };
         let op = if text { opcode::TEXT } else { opcode::BINARY };
-        if i % 3 == 0 && payload.len() > 2 {
-            let cut = payload.len() / 2;
-            push_frame(&mut wire, false, op, &payload[..cut], key);
+        // Compressed, the echo is the client's compressed bytes.
+        let (sent, rsv) = match mode {
+            Mode::Deflate => (pack(&payload), frame::RSV1),
+            _ => (payload.clone(), 0),
+        };
+        let first = wire.len();
+        if i % 3 == 0 && sent.len() > 2 {
+            let cut = sent.len() / 2;
+            push_frame(&mut wire, false, op, &sent[..cut], key);
             push_frame(&mut wire, true, opcode::PING, b"between", key);
             pongs += 1;
-            push_frame(&mut wire, true, opcode::CONTINUATION, &payload[cut..], key);
+            push_frame(&mut wire, true, opcode::CONTINUATION, &sent[cut..], key);
         } else {
-            push_frame(&mut wire, true, op, &payload, key);
+            push_frame(&mut wire, true, op, &sent, key);
         }
-        if replies {
-            expect.extend_from_slice(&reply_to(text, &payload));
-        } else {
-            expect.extend_from_slice(&payload);
+        wire[first] |= rsv;
+        match mode {
+            Mode::Replies => expect.extend_from_slice(&reply_to(text, &payload)),
+            _ => expect.extend_from_slice(&sent),
         }
     }
     (wire, expect, pongs)
@@ -143,7 +176,7 @@ fn round_trip(
         assert!(n > 0, "server closed");
         buf.extend_from_slice(&tmp[..n]);
         let mut at = 0;
-        while let Ok(Some(h)) = frame::decode(&buf[at..], Role::FromServer) {
+        while let Ok(Some(h)) = frame::decode_with(&buf[at..], Role::FromServer, frame::RSV1) {
             let end = at + h.header_len + h.len as usize;
             if end > buf.len() {
                 break;
@@ -172,7 +205,16 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn warm_server_allocates_nothing_per_message_handshake_or_connection() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (addr, stop, t) = counting::start_server(config());
-    warm_and_measure(addr, false);
+    warm_and_measure(addr, Mode::Echo);
+    stop.stop();
+    t.join().unwrap();
+}
+
+#[test]
+fn warm_server_allocates_nothing_per_compressed_message() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (addr, stop, t) = counting::start_server(config());
+    warm_and_measure(addr, Mode::Deflate);
     stop.stop();
     t.join().unwrap();
 }
@@ -181,18 +223,18 @@ fn warm_server_allocates_nothing_per_message_handshake_or_connection() {
 fn warm_server_allocates_nothing_per_collected_message_and_reply() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (addr, stop, t) = counting::start_service(config(), Reply);
-    warm_and_measure(addr, true);
+    warm_and_measure(addr, Mode::Replies);
     stop.stop();
     t.join().unwrap();
 }
 
 /// Warm the server up, then count its allocations for 64 handshakes and
 /// 100,000 messages (echoed, or answered by [`Reply`]).
-fn warm_and_measure(addr: SocketAddr, replies: bool) {
+fn warm_and_measure(addr: SocketAddr, mode: Mode) {
     // Warm-up: a few connections and batches fill the pools and the slab.
-    let mut warm: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
+    let mut warm: Vec<TcpStream> = (0..8).map(|_| connect(addr, mode)).collect();
     for (i, s) in warm.iter_mut().enumerate() {
-        let (wire, expect, pongs) = batch(i, replies);
+        let (wire, expect, pongs) = batch(i, mode);
         round_trip(s, wire, &expect, pongs, Duration::ZERO);
     }
     drop(warm);
@@ -200,7 +242,7 @@ fn warm_and_measure(addr: SocketAddr, replies: bool) {
 
     // Handshakes and connections on a warm server.
     let before = allocs();
-    let conns: Vec<TcpStream> = (0..64).map(|_| connect(addr)).collect();
+    let conns: Vec<TcpStream> = (0..64).map(|_| connect(addr, mode)).collect();
     let per_handshake = allocs() - before;
     assert_eq!(per_handshake, 0, "allocations for 64 handshakes");
 
@@ -210,16 +252,16 @@ fn warm_and_measure(addr: SocketAddr, replies: bool) {
     // most blocks any burst can need and gives the connection's backlog
     // queue its (retained) capacity.
     let mut s = conns.into_iter().next().unwrap();
-    echo_messages(&mut s, 2_000, Duration::from_millis(300), replies);
+    echo_messages(&mut s, 2_000, Duration::from_millis(300), mode);
     let before = allocs();
-    let messages = echo_messages(&mut s, 100_000, Duration::ZERO, replies);
+    let messages = echo_messages(&mut s, 100_000, Duration::ZERO, mode);
     let during = allocs() - before;
     assert_eq!(during, 0, "allocations for {messages} messages");
 }
 
 /// Echo at least `count` messages in bursts of 500, reading each burst's
 /// echo after `read_after`; returns how many.
-fn echo_messages(s: &mut TcpStream, count: usize, read_after: Duration, replies: bool) -> usize {
+fn echo_messages(s: &mut TcpStream, count: usize, read_after: Duration, mode: Mode) -> usize {
     let mut messages = 0;
     let mut round = 0;
     while messages < count {
@@ -228,7 +270,7 @@ fn echo_messages(s: &mut TcpStream, count: usize, read_after: Duration, replies:
         let mut pongs = 0;
         // Several batches per write: many messages in flight at once.
         for _ in 0..50 {
-            let (w, e, p) = batch(round, replies);
+            let (w, e, p) = batch(round, mode);
             round += 1;
             wire.extend_from_slice(&w);
             expect.extend_from_slice(&e);

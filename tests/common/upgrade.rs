@@ -13,13 +13,24 @@ pub const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: webso
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
+/// The same, offering permessage-deflate as Chromium does.
+pub const REQUEST_DEFLATE: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+
 /// Connect and upgrade; reads exactly the 101 response head (byte by byte,
 /// so nothing after it is consumed). Reads time out after `timeout`.
 pub fn upgrade(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    upgrade_with(addr, timeout, REQUEST)
+}
+
+/// [`upgrade`] with another request.
+pub fn upgrade_with(addr: SocketAddr, timeout: Duration, request: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(timeout)).unwrap();
     s.set_nodelay(true).unwrap();
-    s.write_all(REQUEST).unwrap();
+    s.write_all(request).unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
