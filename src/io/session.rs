@@ -268,7 +268,14 @@ impl<St> Session<St> {
             }
             budget -= 1;
             if self.yielded {
-                // Input left by the inflate budget goes before new input.
+                // Input left by the inflate budget goes before new input,
+                // once the backlog has room for what it may make (an echo
+                // that goes back inflated is larger than its input): until
+                // then the connection waits for writability, as a read does.
+                if !sh.may_read(&self.backlog) {
+                    self.read_blocked = true;
+                    break Progress::Idle;
+                }
                 self.yielded = false;
                 if self.pump(io, sh).is_err() {
                     break Progress::Done;

@@ -456,3 +456,56 @@ fn sends_past_the_backlog_limit_are_dropped_and_counted() {
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("\nzerows_sends_dropped_total 1\n"), "{text}");
 }
+
+/// A message of `n` zeros compressed as a client would send it (raw
+/// deflate, sync flush, tail cut), RSV1 set, masked.
+fn packed_zeros(n: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut z = Compress::new(Compression::new(6), false);
+    let mut p = Vec::with_capacity(n / 100 + 64);
+    z.compress_vec(&vec![0u8; n], &mut p, FlushCompress::Sync)
+        .unwrap();
+    p.truncate(p.len() - 4);
+    let mut f = client_frame(true, opcode::BINARY, &p, [3, 1, 4, 1]);
+    f[0] |= frame::RSV1;
+    f
+}
+
+#[test]
+fn an_inflated_echo_to_a_peer_that_does_not_read_stays_within_the_backlog() {
+    // The client asks for a 10-bit server window and does not let the
+    // server cap its own: its compressed messages cannot go back as they
+    // came, so the echo is the inflated bytes, far more than was read.
+    let max_backlog = 256 << 10;
+    let mut sh = shared(max_backlog);
+    let mut s = Session::new(sh.now, &sh.settings, ConnId::new(1, 1));
+    let mut io = Mem::new();
+    let req = String::from_utf8(request()).unwrap().replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n\r\n",
+    );
+    io.input.extend(req.as_bytes());
+    assert_eq!(s.on_readable(&mut io, &mut sh, 4), Progress::Idle);
+    assert!(s.core().deflate().is_some_and(|t| !t.echo_as_is()));
+    // 40 messages of 200 KiB each, about 8 MiB inflated from some 12 KiB.
+    for _ in 0..40 {
+        io.input.extend(packed_zeros(200 << 10));
+    }
+    io.accept = 0;
+    for _ in 0..200 {
+        s.on_readable(&mut io, &mut sh, 4);
+    }
+    let bound = max_backlog + crate::deflate::PASS_BUDGET as usize + (200 << 10);
+    assert!(
+        s.pending_output() <= bound,
+        "{} unsent bytes, over {bound}",
+        s.pending_output()
+    );
+    io.accept = usize::MAX;
+    drive(&mut s, &mut io, &mut sh, |_| {});
+    let got = messages(&io.output);
+    assert_eq!(got.len(), 40);
+    assert!(got
+        .iter()
+        .all(|(op, m)| *op == opcode::BINARY && m.len() == 200 << 10 && m.iter().all(|&b| b == 0)));
+}
