@@ -419,7 +419,7 @@ impl<'a> Context<'a> {
         if !self.is_open() {
             return SendStatus::Closed;
         }
-        let window = t.server_window();
+        let window = t.compress_window();
         let mut packed = std::mem::take(&mut self.codec.packed);
         let st = if self.codec.compress(parts, window, &mut packed) {
             let mut head = [0u8; frame::MAX_HEADER];

@@ -189,11 +189,12 @@ impl Codec {
     }
 
     /// Compress `parts` as one message for a client whose inflater has
-    /// `2^window` bytes, into `out` (cleared first), without the tail
+    /// `2^window` bytes (9..=15: [`Terms::compress_window`](super::Terms::compress_window)), into `out` (cleared first), without the tail
     /// (RFC 7692 §7.2.1). Returns false, leaving `out` unspecified, when
     /// the result is no smaller than the input: send it uncompressed.
     pub fn compress(&mut self, parts: &[&[u8]], window: u8, out: &mut Vec<u8>) -> bool {
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        debug_assert!((9..=15).contains(&window), "see Terms::compress_window");
         let bits = window.clamp(9, 15);
         let level = self.level;
         let z = self.compressors[usize::from(bits - 9)].get_or_insert_with(|| {
@@ -263,7 +264,7 @@ mod tests {
             .flat_map(|i| format!("{{\"id\":{i},\"ok\":true}},").into_bytes())
             .collect();
         let mut out = Vec::new();
-        for window in 8..=15 {
+        for window in 9..=15 {
             assert!(c.compress(&[&text], window, &mut out));
             assert!(
                 out.len() < text.len() / 4,

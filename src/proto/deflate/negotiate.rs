@@ -71,7 +71,7 @@ pub struct Agreed {
     /// Window bits (8..=15) the client's inflater has for our messages: 15
     /// unless the offer had `server_max_window_bits` or the configuration's
     /// `server_max_window_bits` is below 15. A compressor uses
-    /// [`Agreed::compress_window`].
+    /// [`Terms::compress_window`](super::Terms::compress_window).
     pub server_window: u8,
     /// `SAY_*` bits: the window parameters the response carries.
     said: u8,
@@ -88,15 +88,6 @@ impl Agreed {
     /// its inflater has for ours.
     pub fn echo_as_is(&self) -> bool {
         self.client_no_context_takeover && self.client_window <= self.server_window
-    }
-
-    /// Window bits the server compresses with: [`Agreed::server_window`],
-    /// but 9 for 8. zlib's raw deflate refuses 8 bits (since 1.2.9), and a
-    /// deflater with 9 bits never emits a distance beyond 2^9 - 262 = 250
-    /// (it keeps MIN_LOOKAHEAD = 262 bytes ahead of its window), so what it
-    /// writes decodes with a 256-byte window.
-    pub fn compress_window(&self) -> u8 {
-        self.server_window.max(9)
     }
 }
 

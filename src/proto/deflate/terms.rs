@@ -42,6 +42,15 @@ impl Terms {
         8 + (self.0.get() & 7)
     }
 
+    /// Window bits the server compresses with: the server window, but 9
+    /// for 8. zlib's raw deflate refuses 8 bits (since 1.2.9), and a
+    /// deflater with 9 bits never emits a distance beyond 2^9 - 262 = 250
+    /// (it keeps MIN_LOOKAHEAD = 262 bytes ahead of its window), so what it
+    /// writes decodes with a 256-byte window.
+    pub fn compress_window(self) -> u8 {
+        self.server_window().max(9)
+    }
+
     /// A compressed message from the client may go back to it as it came:
     /// neither side keeps context, and the client's window fits the one
     /// its inflater has for ours.
