@@ -129,12 +129,14 @@ struct Args {
     #[arg(long, env = "ZEROWS_DEFLATE_CLIENT_TAKEOVER")]
     deflate_client_takeover: bool,
 
-    /// zlib level (0-9) of the messages services send compressed.
+    /// zlib level (0-9) of the messages services send compressed, and of
+    /// echoes the server recompresses.
     #[arg(long, env = "ZEROWS_DEFLATE_LEVEL", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(0..=9))]
     deflate_level: u32,
 
-    /// Messages a service sends shorter than this (bytes) go uncompressed.
+    /// Messages a service sends, and echoes the server would recompress,
+    /// shorter than this (bytes) go uncompressed.
     #[arg(long, env = "ZEROWS_DEFLATE_THRESHOLD", default_value_t = 128)]
     deflate_threshold: usize,
 

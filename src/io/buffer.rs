@@ -328,6 +328,11 @@ impl MsgPool {
         }
     }
 
+    /// The most capacity a returned buffer may have and still be kept.
+    pub fn max_kept(&self) -> usize {
+        self.max_kept
+    }
+
     /// Buffers attached to connections.
     pub fn in_use(&self) -> usize {
         self.in_use

@@ -840,4 +840,5 @@ fn connection_state_is_small() {
 }
 
 mod deflate;
+mod recompress;
 mod services;

@@ -6,9 +6,9 @@ use super::*;
 use crate::testutil::KEY;
 use flate2::{Compress, Compression, FlushCompress};
 
-const KEYS: [[u8; 4]; 3] = [[0x11, 0x22, 0x33, 0x44], [9, 8, 7, 6], [0xff, 0, 0x7f, 1]];
+pub(super) const KEYS: [[u8; 4]; 3] = [[0x11, 0x22, 0x33, 0x44], [9, 8, 7, 6], [0xff, 0, 0x7f, 1]];
 
-fn request_offering(offer: &str) -> Vec<u8> {
+pub(super) fn request_offering(offer: &str) -> Vec<u8> {
     format!(
         "GET / HTTP/1.1\r\nHost: localhost:9001\r\nUpgrade: websocket\r\n\
          Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\
@@ -18,7 +18,7 @@ fn request_offering(offer: &str) -> Vec<u8> {
 }
 
 /// What a client's compressor sends for `data` (tail cut).
-fn pack(data: &[u8]) -> Vec<u8> {
+pub(super) fn pack(data: &[u8]) -> Vec<u8> {
     let mut z = Compress::new(Compression::new(6), false);
     let mut out = Vec::with_capacity(data.len() + 64);
     z.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
@@ -28,7 +28,7 @@ fn pack(data: &[u8]) -> Vec<u8> {
 
 /// A compressed message as client frames: RSV1 on the first only, the
 /// payload cut into `parts`.
-fn packed_frames(op: u8, data: &[u8], parts: usize) -> Vec<Vec<u8>> {
+pub(super) fn packed_frames(op: u8, data: &[u8], parts: usize) -> Vec<Vec<u8>> {
     let p = pack(data);
     let step = p.len().div_ceil(parts).max(1);
     let chunks: Vec<&[u8]> = if p.is_empty() {
@@ -59,7 +59,7 @@ fn with_deflate(frames: &[Vec<u8>]) -> Vec<u8> {
     v
 }
 
-fn json(n: usize) -> Vec<u8> {
+pub(super) fn json(n: usize) -> Vec<u8> {
     (0..n)
         .flat_map(|i| format!("{{\"id\":{i},\"name\":\"zé→{i}\",\"ok\":true}},").into_bytes())
         .collect()

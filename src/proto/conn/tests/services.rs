@@ -219,7 +219,7 @@ fn streamed_messages_arrive_in_validated_pieces_and_nothing_is_sent() {
 }
 
 /// Echoes, and in every piece of a message sends a note.
-struct EchoNotes;
+pub(super) struct EchoNotes;
 
 impl Service for EchoNotes {
     type State = ();
