@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use zerows::{
-    Client, ClientConfig, ClientError, Incoming, Message, MessageKind, Part, ResponseError,
+    Client, ClientConfig, ClientError, DeflateOffer, Incoming, Message, MessageKind, Part,
+    ResponseError,
 };
 
 /// The longest any one read or write may block.
@@ -304,7 +305,11 @@ fn greet_binary() -> Vec<u8> {
 /// frames, a code point cut between two others), streamed: every piece
 /// whole UTF-8, the flags in place, the pongs echoed back.
 fn server_fragmented_events(p: &Peer) -> Outcome {
-    let mut ws = p.open("/greet")?;
+    greet_events(p, &ClientConfig::new())
+}
+
+fn greet_events(p: &Peer, cfg: &ClientConfig) -> Outcome {
+    let mut ws = p.open_with("/greet", cfg)?;
     let mut pings = Vec::new();
     let mut texts = Vec::new();
     let mut msgs: Vec<(MessageKind, Vec<u8>, usize)> = Vec::new();
@@ -365,7 +370,11 @@ fn server_fragmented_events(p: &Peer) -> Outcome {
 /// The same greeting through `recv`: whole messages, pings answered on
 /// the way.
 fn server_fragmented_recv(p: &Peer) -> Outcome {
-    let mut ws = p.open("/greet")?;
+    greet_recv(p, &ClientConfig::new())
+}
+
+fn greet_recv(p: &Peer, cfg: &ClientConfig) -> Outcome {
+    let mut ws = p.open_with("/greet", cfg)?;
     let t = text(&mut ws)?;
     ensure!(t == GREET_TEXT, "fragmented text {t:?}");
     same(&binary(&mut ws)?, &greet_binary(), "fragmented binary")?;
@@ -736,6 +745,70 @@ fn request_details(p: &Peer) -> Outcome {
     close_clean(ws, 1000)
 }
 
+/// permessage-deflate offered as a browser offers it.
+fn deflate_config() -> ClientConfig {
+    ClientConfig::new().deflate(DeflateOffer::default())
+}
+
+/// JSON-like text: compressible, and different for every `seed`.
+fn records(n: usize, seed: u32) -> String {
+    (0..n)
+        .map(|i| format!("{{\"id\":{i},\"seed\":{seed},\"name\":\"caf\u{e9} \u{1F600}\"}},"))
+        .collect()
+}
+
+/// With permessage-deflate agreed: messages of every size and kind echo
+/// whole, compressed both ways (where the server keeps its context, later
+/// messages refer back into earlier ones).
+fn deflate_echo(p: &Peer) -> Outcome {
+    let mut ws = p.open_with("/", &deflate_config())?;
+    ensure!(ws.deflate().is_some(), "permessage-deflate was not agreed");
+    for round in 0..3 {
+        for m in ["short", &records(20, round), &records(5_000, round)] {
+            ws.send_text(m).ctx("send")?;
+            same(
+                text(&mut ws)?.as_bytes(),
+                m.as_bytes(),
+                "compressed text echo",
+            )?;
+        }
+        // Incompressible, and very compressible: inflated in many steps.
+        for m in [pattern(100_000, round), vec![round as u8; 4 * MIB]] {
+            ws.send_binary(&m).ctx("send")?;
+            same(&binary(&mut ws)?, &m, "compressed binary echo")?;
+        }
+    }
+    close_clean(ws, 1000)
+}
+
+/// The greeting compressed: fragmented compressed messages with a ping
+/// between frames, as pieces and whole.
+fn deflate_greet(p: &Peer) -> Outcome {
+    greet_events(p, &deflate_config())?;
+    greet_recv(p, &deflate_config())
+}
+
+/// Asking the server for a 10-bit window and no context takeover.
+fn deflate_small_window(p: &Peer) -> Outcome {
+    let offer = DeflateOffer {
+        server_no_context_takeover: true,
+        server_max_window_bits: 10,
+        ..DeflateOffer::default()
+    };
+    let mut ws = p.open_with("/", &ClientConfig::new().deflate(offer))?;
+    let terms = ws.deflate().ok_or("permessage-deflate was not agreed")?;
+    ensure!(
+        !terms.server_takeover,
+        "the server kept its context: {terms:?}"
+    );
+    for round in 0..3 {
+        let m = records(3_000, round);
+        ws.send_text(&m).ctx("send")?;
+        same(text(&mut ws)?.as_bytes(), m.as_bytes(), "text echo")?;
+    }
+    close_clean(ws, 1000)
+}
+
 type Scenario = fn(&Peer) -> Outcome;
 
 const SCENARIOS: &[(&str, Scenario)] = &[
@@ -759,6 +832,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("refused-403", refused_403),
     ("subprotocol", subprotocol),
     ("request-details", request_details),
+    ("deflate-echo", deflate_echo),
+    ("deflate-greet", deflate_greet),
+    ("deflate-small-window", deflate_small_window),
 ];
 
 fn main() -> ExitCode {

@@ -72,7 +72,7 @@ pub use builder::{Builder, Running};
 pub use conn::{Millis, Settings};
 pub use conn_id::ConnId;
 pub use context::{Context, SendStatus, MAX_PARTS};
-pub use deflate::DeflateConfig;
+pub use deflate::{ClientTerms, DeflateConfig, DeflateOffer};
 pub use error::{close_code, HandshakeError, PushError};
 pub use handshake::{HandshakeConfig, ANY_PATH};
 pub use io::client::blocking::Client;
@@ -89,6 +89,7 @@ pub use service::{Delivery, Echo, Message, MessageKind, Request, Service};
 /// both on the same core as the server's, in the client role.
 pub mod client {
     pub use crate::conn::Millis;
+    pub use crate::deflate::{ClientTerms, DeflateOffer};
     pub use crate::io::client::blocking::Client;
     pub use crate::io::client::incoming::{Incoming, Piece};
     pub use crate::io::client::nonblocking::{Connection, Status};

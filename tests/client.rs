@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use common::{op, TestServer, TIMEOUT};
 use zerows::frame::{self, Role};
 use zerows::{
-    Client, ClientConfig, ClientError, Incoming, Message, MessageKind, Part, ResponseError,
+    Client, ClientConfig, ClientError, DeflateOffer, Incoming, Message, MessageKind, Part,
+    ResponseError,
 };
 
 // ---------------------------------------------------------------------------
@@ -214,6 +215,11 @@ impl Scripted {
 
 /// Read the request head; returns the accept for its key.
 fn read_request(s: &mut TcpStream) -> String {
+    read_request_head(s).1
+}
+
+/// Read the request head; returns it and the accept for its key.
+fn read_request_head(s: &mut TcpStream) -> (String, String) {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -225,7 +231,8 @@ fn read_request(s: &mut TcpStream) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
         .expect("a key");
-    String::from_utf8(zerows::handshake::accept_key(key.as_bytes()).to_vec()).unwrap()
+    let accept = String::from_utf8(zerows::handshake::accept_key(key.as_bytes()).to_vec()).unwrap();
+    (head, accept)
 }
 
 fn upgrade_response(accept: &str) -> String {
@@ -648,4 +655,140 @@ fn cli_scripted_echo_and_errors() {
         String::from_utf8_lossy(&out.stderr).contains("TLS"),
         "{out:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// permessage-deflate
+
+fn deflate_config() -> ClientConfig {
+    config().deflate(DeflateOffer::default())
+}
+
+/// JSON-like text, compressible, different for every `seed`.
+fn records(n: usize, seed: usize) -> String {
+    (0..n)
+        .map(|i| format!("{{\"id\":{i},\"seed\":{seed},\"name\":\"caf\u{e9} \u{1F600}\"}},"))
+        .collect()
+}
+
+#[test]
+fn compressed_echo_with_our_server() {
+    let server = TestServer::start();
+    let mut ws = Client::connect_with(&server.url(), &deflate_config()).unwrap();
+    ws.set_read_timeout(Some(TIMEOUT));
+    let terms = ws.deflate().expect("agreed");
+    assert!(!terms.server_takeover, "our server never keeps its context");
+    for (i, n) in [0, 1, 3, 4, 50, 5_000].into_iter().enumerate() {
+        let text = records(n, i);
+        ws.send_text(&text).unwrap();
+        assert_eq!(ws.recv().unwrap(), Some(Message::Text(&text[..])));
+    }
+    for data in [pattern(200_000, 7), vec![7u8; 16 << 20]] {
+        ws.send_binary(&data).unwrap();
+        match ws.recv().unwrap() {
+            Some(Message::Binary(b)) => assert!(b == data, "{} bytes", data.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Streamed, a large compressed echo comes in bounded pieces.
+    let big = records(100_000, 9);
+    ws.send_text(&big).unwrap();
+    let mut got = String::new();
+    let mut pieces = 0;
+    loop {
+        match ws.recv_event().unwrap() {
+            Some(Incoming::Piece(p)) => {
+                assert!(p.data.len() <= 64 << 10, "a piece of {}", p.data.len());
+                got.push_str(p.text().expect("whole UTF-8"));
+                pieces += 1;
+                if p.last {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got == big && pieces > 10, "{pieces} pieces");
+    ws.close(1000, "").unwrap();
+}
+
+/// Read one client frame whose first may carry RSV1; unmasked.
+fn read_compressed_frame(s: &mut TcpStream) -> (bool, bool, u8, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        if let Some(h) = frame::decode_with(&buf, Role::FromClient, frame::RSV1).unwrap() {
+            let mut p = vec![0u8; h.len as usize];
+            s.read_exact(&mut p).unwrap();
+            zerows::mask::apply(&mut p, h.mask.unwrap(), 0);
+            return (h.compressed, h.fin, h.opcode, p);
+        }
+        assert_eq!(s.read(&mut b).unwrap(), 1, "client ended TCP mid-frame");
+        buf.push(b[0]);
+    }
+}
+
+/// A server that keeps its context and limits ours to 10 bits: its
+/// messages refer back into earlier ones, and what we compress reads with
+/// a 10-bit window.
+#[test]
+fn a_scripted_server_with_context_takeover_and_a_small_client_window() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    let text = records(40, 1);
+    let sent = text.clone();
+    let srv = Scripted::start(move |mut s| {
+        let (head, accept) = read_request_head(&mut s);
+        assert!(
+            head.contains(
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+            ),
+            "{head}"
+        );
+        let r = upgrade_response(&accept).replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n\r\n",
+        );
+        s.write_all(r.as_bytes()).unwrap();
+        let mut z = Compress::new(Compression::new(6), false);
+        for i in 0..3 {
+            let mut out = Vec::with_capacity(sent.len() + 64);
+            z.compress_vec(sent.as_bytes(), &mut out, FlushCompress::Sync)
+                .unwrap();
+            out.truncate(out.len() - 4);
+            if i > 0 {
+                assert!(out.len() < 40, "refers back: {} bytes", out.len());
+            }
+            let mut f = server_frame(true, op::TEXT, &out);
+            f[0] |= frame::RSV1;
+            s.write_all(&f).unwrap();
+        }
+        // The client's own message, compressed for a 10-bit window.
+        let (rsv1, fin, opcode, p) = read_compressed_frame(&mut s);
+        assert!(rsv1 && fin && opcode == op::TEXT);
+        let mut d = Decompress::new_with_window_bits(false, 10);
+        let mut input = p.clone();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut out = Vec::with_capacity(sent.len() * 2);
+        d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap();
+        assert_eq!(out, sent.as_bytes());
+        assert!(p.len() < sent.len() / 3);
+        let (_, _, opcode, _) = read_compressed_frame(&mut s);
+        assert_eq!(opcode, op::CLOSE);
+        s.write_all(&server_frame(true, op::CLOSE, &[0x03, 0xE8]))
+            .unwrap();
+    });
+    let mut ws = Client::connect_with(&srv.url(), &deflate_config()).unwrap();
+    ws.set_read_timeout(Some(TIMEOUT));
+    let terms = ws.deflate().expect("agreed");
+    assert!(
+        terms.server_takeover && terms.client_window == 10,
+        "{terms:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(ws.recv().unwrap(), Some(Message::Text(&text[..])));
+    }
+    ws.send_text(&text).unwrap();
+    ws.close(1000, "").unwrap();
+    srv.join();
 }

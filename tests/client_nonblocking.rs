@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use mio::{Events, Interest, Poll, Token};
-use zerows::client::{ClientConfig, Connection, Incoming, Keys, Part, Status};
+use zerows::client::{ClientConfig, Connection, DeflateOffer, Incoming, Keys, Part, Status};
 use zerows::MessageKind;
 
 const CONNS: usize = 200;
@@ -21,19 +21,33 @@ fn message(id: usize, seq: usize) -> String {
 
 #[test]
 fn many_connections_in_one_loop() {
+    many_connections(&ClientConfig::new());
+}
+
+/// The same with permessage-deflate: the longer messages go compressed
+/// both ways, through the loop's shared compressor, and come back whole.
+#[test]
+fn many_compressed_connections_in_one_loop() {
+    let offer = DeflateOffer {
+        threshold: 100,
+        ..DeflateOffer::default()
+    };
+    many_connections(&ClientConfig::new().deflate(offer));
+}
+
+fn many_connections(cfg: &ClientConfig) {
     let server = TestServer::start();
     let url = server.url();
     let mut poll = Poll::new().unwrap();
     let mut keys = Keys::new();
     let epoch = Instant::now();
     let now = || epoch.elapsed().as_millis() as u64 + 1;
-    let cfg = ClientConfig::new();
     let mut conns = HashMap::new();
     // Per connection: messages sent, echoes checked, the piece gathered.
     let mut sent = vec![0usize; CONNS];
     let mut got = vec![0usize; CONNS];
     for id in 0..CONNS {
-        let mut c = Connection::connect(server.addr, &url, &cfg, &mut keys, now()).unwrap();
+        let mut c = Connection::connect(server.addr, &url, cfg, &mut keys, now()).unwrap();
         poll.registry()
             .register(
                 c.source(),
@@ -77,6 +91,11 @@ fn many_connections_in_one_loop() {
                 got[id] += 1;
             }
             if status == Status::Open {
+                assert_eq!(
+                    c.deflate().is_some(),
+                    cfg.deflate.is_some(),
+                    "permessage-deflate agreed when offered"
+                );
                 if before == Status::Upgrading {
                     // Pipelined: every message at once.
                     while sent[id] < MESSAGES {

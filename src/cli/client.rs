@@ -62,6 +62,11 @@ pub struct Args {
     #[arg(long)]
     subprotocol: Vec<String>,
 
+    /// Offer permessage-deflate (RFC 7692): messages of 128 bytes or more
+    /// go compressed once the server agrees.
+    #[arg(long)]
+    deflate: bool,
+
     /// Longest message accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_message_size: u64,
@@ -138,6 +143,9 @@ fn config(a: &Args) -> Result<ClientConfig, String> {
     }
     for p in &a.subprotocol {
         cfg = cfg.subprotocol(p.clone());
+    }
+    if a.deflate {
+        cfg = cfg.deflate(zerows::DeflateOffer::default());
     }
     Ok(cfg)
 }

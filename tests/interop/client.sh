@@ -118,6 +118,9 @@ cli_checks() {
     cli_check "header" 0 "v1" "" $'header X-Cli\n' --header "X-Cli: v1" "$URL/" || failed=1
     cli_check "ping" 0 "hi" "pong after" $'hi\n' --ping "$URL/" || failed=1
     cli_check "refused" 1 "" "403" $'hi\n' "$URL/refuse" || failed=1
+    local long
+    long="compressed $(printf 'zerows %.0s' $(seq 60))"
+    cli_check "deflate" 0 $'hi\n'"$long" "" $'hi\n'"$long"$'\n' --deflate "$URL/" || failed=1
     return "$failed"
 }
 

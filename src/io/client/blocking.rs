@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::dial;
 use super::incoming::{Incoming, Piece};
 use crate::conn::{millis, Millis};
+use crate::deflate::ClientTerms;
 use crate::mask;
 use crate::proto::client::config::ClientConfig;
 use crate::proto::client::conn::{write_masked, ClientConn, CloseFrame, Part, Stage};
@@ -69,6 +70,7 @@ pub struct Client {
 /// Where a message handed out by [`Client::recv`] is.
 enum Whole {
     Input(MessageKind, Range<usize>),
+    Inflated(MessageKind),
     Gathered(MessageKind),
 }
 
@@ -94,9 +96,13 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let target = Target::parse(url)?;
         let up = dial::upgrade(stream, &target, cfg)?;
+        let mut conn = ClientConn::new(cfg.max_message, cfg.close_timeout);
+        if let (Some(terms), Some(offer)) = (up.deflate, &cfg.deflate) {
+            conn = conn.with_deflate(terms, offer.threshold);
+        }
         Ok(Client {
             stream: up.stream,
-            conn: ClientConn::new(cfg.max_message, cfg.close_timeout),
+            conn,
             keys: up.keys,
             rbuf: up.rbuf,
             start: 0,
@@ -114,6 +120,11 @@ impl Client {
     /// The subprotocol the server chose, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// The permessage-deflate terms the server agreed to, if it did.
+    pub fn deflate(&self) -> Option<ClientTerms> {
+        self.conn.deflate()
     }
 
     /// What the server said when it closed, once it has.
@@ -208,30 +219,40 @@ impl Client {
             let Some(ev) = self.next()? else {
                 return Ok(None);
             };
-            if let Event::Data {
-                kind,
-                at,
-                first,
-                last,
-            } = ev
-            {
-                if first && last {
-                    break Whole::Input(kind, at);
-                }
-                if first {
-                    if self.msg.capacity() > KEEP_MSG {
-                        self.msg = Vec::new();
+            let (kind, first, last, piece) = match ev {
+                Event::Data {
+                    kind,
+                    at,
+                    first,
+                    last,
+                } => {
+                    if first && last {
+                        break Whole::Input(kind, at);
                     }
-                    self.msg.clear();
+                    (kind, first, last, &self.rbuf[at])
                 }
-                self.msg.extend_from_slice(&self.rbuf[at]);
-                if last {
-                    break Whole::Gathered(kind);
+                Event::Inflated { kind, first, last } => {
+                    if first && last {
+                        break Whole::Inflated(kind);
+                    }
+                    (kind, first, last, self.conn.inflated())
                 }
+                _ => continue,
+            };
+            if first {
+                if self.msg.capacity() > KEEP_MSG {
+                    self.msg = Vec::new();
+                }
+                self.msg.clear();
+            }
+            self.msg.extend_from_slice(piece);
+            if last {
+                break Whole::Gathered(kind);
             }
         };
         let (kind, bytes) = match whole {
             Whole::Input(kind, at) => (kind, &self.rbuf[at]),
+            Whole::Inflated(kind) => (kind, self.conn.inflated()),
             Whole::Gathered(kind) => (kind, &self.msg[..]),
         };
         Ok(Some(match kind {
@@ -261,9 +282,17 @@ impl Client {
                 first,
                 last,
             }),
+            Event::Inflated { kind, first, last } => Incoming::Piece(Piece {
+                kind,
+                data: self.conn.inflated(),
+                first,
+                last,
+            }),
             Event::Ping(at) => Incoming::Ping(&self.rbuf[at]),
             Event::Pong(at) => Incoming::Pong(&self.rbuf[at]),
-            Event::Close { .. } => unreachable!("next() consumes the close"),
+            Event::Close { .. } | Event::Packed { .. } => {
+                unreachable!("next() consumes the close; the core inflates what is packed")
+            }
         }))
     }
 
@@ -276,7 +305,8 @@ impl Client {
                 let _ = self.stream.shutdown(std::net::Shutdown::Both);
                 return Ok(None);
             }
-            if self.start == self.end && self.conn.pending().is_empty() {
+            if self.start == self.end && self.conn.pending().is_empty() && !self.conn.has_inflated()
+            {
                 // Nothing buffered: nothing for the core to read yet.
                 self.fill()?;
                 continue;
@@ -309,7 +339,7 @@ impl Client {
             }
             match ev {
                 Some(Event::Close { .. }) => {}
-                Some(ev) => return Ok(Some(shift(ev, base))),
+                Some(ev) => return Ok(Some(ev.shifted(base))),
                 None => self.fill()?,
             }
         }
@@ -394,12 +424,13 @@ impl Client {
 
     fn send_frame(&mut self, part: Part, parts: &[&[u8]]) -> Result<(), ClientError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        if let Part::Whole(kind) = part {
+            if self.conn.compresses(len) {
+                return self.send_compressed(kind, len, parts);
+            }
+        }
         let hdr = self.conn.frame_header(part, len as u64, &mut self.keys)?;
-        // Frames the core wrote go first, in the same write.
-        self.wbuf.clear();
-        self.wbuf.extend_from_slice(self.conn.pending());
-        let n = self.wbuf.len();
-        self.conn.sent(n);
+        self.take_pending();
         if len <= WRITE_BLOCK {
             write_masked(&mut self.wbuf, &hdr, parts);
             return self.write_wbuf();
@@ -420,6 +451,41 @@ impl Client {
         self.write_wbuf()
     }
 
+    /// A whole message sent compressed (or as it is, if that is no
+    /// longer), in one write. Compressed messages are not written in
+    /// blocks: what is compressed is held whole anyway.
+    fn send_compressed(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        parts: &[&[u8]],
+    ) -> Result<(), ClientError> {
+        self.take_pending();
+        let wbuf = &mut self.wbuf;
+        self.conn.send_compressed(
+            kind,
+            len,
+            &mut self.keys,
+            |room| {
+                let mut at = 0;
+                for p in parts {
+                    room[at..at + p.len()].copy_from_slice(p);
+                    at += p.len();
+                }
+            },
+            |hdr, payload| write_masked(wbuf, hdr, &[payload]),
+        )?;
+        self.write_wbuf()
+    }
+
+    /// Frames the core wrote go first, in the same write.
+    fn take_pending(&mut self) {
+        self.wbuf.clear();
+        self.wbuf.extend_from_slice(self.conn.pending());
+        let n = self.wbuf.len();
+        self.conn.sent(n);
+    }
+
     fn write_wbuf(&mut self) -> Result<(), ClientError> {
         if self.wbuf.is_empty() {
             return Ok(());
@@ -433,30 +499,6 @@ impl Client {
 
     fn now(&self) -> Millis {
         millis(self.epoch.elapsed()) + 1
-    }
-}
-
-/// `ev` with its ranges moved by `base`.
-fn shift(ev: Event, base: usize) -> Event {
-    let m = |r: Range<usize>| r.start + base..r.end + base;
-    match ev {
-        Event::Data {
-            kind,
-            at,
-            first,
-            last,
-        } => Event::Data {
-            kind,
-            at: m(at),
-            first,
-            last,
-        },
-        Event::Ping(at) => Event::Ping(m(at)),
-        Event::Pong(at) => Event::Pong(m(at)),
-        Event::Close { code, reason } => Event::Close {
-            code,
-            reason: m(reason),
-        },
     }
 }
 

@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Instant;
 
+use crate::deflate::ClientTerms;
 use crate::proto::client::config::ClientConfig;
 use crate::proto::client::error::{ClientError, ResponseError, BODY_PREFIX};
 use crate::proto::client::handshake::{self, Answer};
@@ -28,6 +29,8 @@ pub struct Upgraded {
     pub protocol: Option<String>,
     /// The connection's key source (it made the handshake's nonce).
     pub keys: Keys,
+    /// The permessage-deflate terms the server agreed to, if any.
+    pub deflate: Option<ClientTerms>,
 }
 
 /// The smallest read buffer: a partial code point, a frame header and a
@@ -75,6 +78,7 @@ pub fn upgrade(
             scanned,
             &key,
             &cfg.subprotocols,
+            cfg.deflate.as_ref(),
             cfg.max_head,
         )? {
             Some(a) => break a,
@@ -87,7 +91,11 @@ pub fn upgrade(
         }
     };
     match answer {
-        Answer::Upgraded { head_len, protocol } => {
+        Answer::Upgraded {
+            head_len,
+            protocol,
+            deflate,
+        } => {
             rbuf.copy_within(head_len..end, 0);
             end -= head_len;
             stream.set_write_timeout(None)?;
@@ -98,6 +106,7 @@ pub fn upgrade(
                 end,
                 protocol: protocol.map(|i| cfg.subprotocols[i].clone()),
                 keys,
+                deflate,
             })
         }
         Answer::Refused {

@@ -29,6 +29,7 @@ use mio::net::TcpStream;
 use super::incoming::{Incoming, Piece};
 use super::queue::Queue;
 use crate::conn::{millis, Millis};
+use crate::deflate::ClientTerms;
 use crate::proto::client::config::ClientConfig;
 use crate::proto::client::conn::{ClientConn, CloseFrame, Part, Stage};
 use crate::proto::client::error::{ClientError, ResponseError};
@@ -36,6 +37,7 @@ use crate::proto::client::handshake::{self, Answer, Key};
 use crate::proto::client::keys::Keys;
 use crate::proto::client::reader::Event;
 use crate::proto::client::url::Target;
+use crate::proto::deflate::DeflateOffer;
 use crate::service::MessageKind;
 
 /// Where a non-blocking connection is.
@@ -75,6 +77,7 @@ pub struct Connection {
     out: Queue,
     protocol: Option<String>,
     offered: Vec<String>,
+    deflate: Option<DeflateOffer>,
     max_message: u64,
     max_head: usize,
     close_timeout: std::time::Duration,
@@ -127,6 +130,7 @@ impl Connection {
             out,
             protocol: None,
             offered: cfg.subprotocols.clone(),
+            deflate: cfg.deflate,
             max_message: cfg.max_message,
             max_head: cfg.max_head,
             close_timeout: cfg.close_timeout,
@@ -153,6 +157,14 @@ impl Connection {
     /// The subprotocol the server chose, once upgraded.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// The permessage-deflate terms the server agreed to, once upgraded.
+    pub fn deflate(&self) -> Option<ClientTerms> {
+        match &self.phase {
+            Phase::Open(c) => c.deflate(),
+            Phase::Upgrading { .. } => None,
+        }
     }
 
     /// What the server said when it closed, once it has.
@@ -263,7 +275,7 @@ impl Connection {
         let Phase::Open(conn) = &mut self.phase else {
             return Ok(());
         };
-        if self.start == self.end {
+        if self.start == self.end && !conn.has_inflated() {
             // Nothing buffered: nothing for the core to read, and nothing
             // new for the socket.
             return Ok(());
@@ -300,9 +312,15 @@ impl Connection {
                     first,
                     last,
                 })),
+                Some(Event::Inflated { kind, first, last }) => f(Incoming::Piece(Piece {
+                    kind,
+                    data: conn.inflated(),
+                    first,
+                    last,
+                })),
                 Some(Event::Ping(at)) => f(Incoming::Ping(&self.rbuf[shift(at, base)])),
                 Some(Event::Pong(at)) => f(Incoming::Pong(&self.rbuf[shift(at, base)])),
-                Some(Event::Close { .. }) => {}
+                Some(Event::Close { .. } | Event::Packed { .. }) => {}
                 None => break,
             }
         }
@@ -315,15 +333,24 @@ impl Connection {
             return Ok(());
         };
         let buf = &self.rbuf[..self.end];
-        match handshake::read_response(buf, *scanned, key, &self.offered, self.max_head)? {
+        let offer = self.deflate.as_ref();
+        match handshake::read_response(buf, *scanned, key, &self.offered, offer, self.max_head)? {
             None => {
                 *scanned = self.end;
                 Ok(())
             }
-            Some(Answer::Upgraded { head_len, protocol }) => {
+            Some(Answer::Upgraded {
+                head_len,
+                protocol,
+                deflate,
+            }) => {
                 self.protocol = protocol.map(|i| self.offered[i].clone());
                 self.start = head_len;
-                self.phase = Phase::Open(ClientConn::new(self.max_message, self.close_timeout));
+                let mut conn = ClientConn::new(self.max_message, self.close_timeout);
+                if let (Some(terms), Some(offer)) = (deflate, self.deflate) {
+                    conn = conn.with_deflate(terms, offer.threshold);
+                }
+                self.phase = Phase::Open(conn);
                 Ok(())
             }
             Some(Answer::Refused {
@@ -431,6 +458,21 @@ impl Connection {
         keys: &mut Keys,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), ClientError> {
+        if let Part::Whole(kind) = part {
+            if self.open()?.compresses(len) {
+                let Phase::Open(conn) = &mut self.phase else {
+                    unreachable!("open() checked")
+                };
+                let out = &mut self.out;
+                return conn.send_compressed(kind, len, keys, fill, |hdr, payload| {
+                    let h = hdr.bytes().len();
+                    let room = out.push(h + payload.len());
+                    room[..h].copy_from_slice(hdr.bytes());
+                    room[h..].copy_from_slice(payload);
+                    crate::mask::apply(&mut room[h..], hdr.key, 0);
+                });
+            }
+        }
         let hdr = self.open()?.frame_header(part, len as u64, keys)?;
         let h = hdr.bytes().len();
         let room = self.out.push(h + len);

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::deflate::DeflateOffer;
+
 /// A client's options: what its upgrade request offers and the limits it
 /// keeps. `ClientConfig::default()` suits most uses; the setters chain.
 #[derive(Debug, Clone)]
@@ -27,6 +29,9 @@ pub struct ClientConfig {
     /// close and the end of TCP, which a client leaves to the server
     /// (RFC 6455 §7.1.1).
     pub close_timeout: Duration,
+    /// permessage-deflate (RFC 7692) offered, and how; `None` (the
+    /// default) offers no extension.
+    pub deflate: Option<DeflateOffer>,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +46,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            deflate: None,
         }
     }
 }
@@ -66,6 +72,12 @@ impl ClientConfig {
     /// Offer a subprotocol (the first offered is the most preferred).
     pub fn subprotocol(mut self, name: impl Into<String>) -> Self {
         self.subprotocols.push(name.into());
+        self
+    }
+
+    /// Offer permessage-deflate on these terms.
+    pub fn deflate(mut self, offer: DeflateOffer) -> Self {
+        self.deflate = Some(offer);
         self
     }
 

@@ -21,11 +21,13 @@
 //! [`frame_header`]: ClientConn::frame_header
 
 use crate::conn::{millis, Millis};
+use crate::deflate::ClientTerms;
 use crate::error::{close_code, ProtocolError};
 use crate::frame::{self, opcode};
 use crate::mask;
 use crate::service::MessageKind;
 
+use super::deflate::{self, Unpack};
 use super::error::ClientError;
 use super::keys::Keys;
 use super::reader::{Event, Reader};
@@ -99,6 +101,11 @@ pub struct ClientConn {
     closed_by: Option<CloseFrame>,
     /// The error the connection failed with, if any.
     failed: Option<ProtocolError>,
+    /// permessage-deflate, if agreed, and the shortest message compressed.
+    deflate: Option<(ClientTerms, usize)>,
+    /// The compressed message being inflated (see `deflate.rs`).
+    unpack: Option<Box<Unpack>>,
+    max_message: u64,
 }
 
 impl ClientConn {
@@ -113,7 +120,36 @@ impl ClientConn {
             close_timeout: millis(close_timeout),
             closed_by: None,
             failed: None,
+            deflate: None,
+            unpack: None,
+            max_message,
         }
+    }
+
+    /// permessage-deflate was agreed on these terms: the server may send
+    /// compressed messages, and whole messages of `threshold` bytes or
+    /// more go compressed.
+    pub fn with_deflate(mut self, terms: ClientTerms, threshold: usize) -> ClientConn {
+        self.reader.allow_compressed();
+        self.deflate = Some((terms, threshold));
+        self
+    }
+
+    /// The permessage-deflate terms agreed, if any.
+    pub fn deflate(&self) -> Option<ClientTerms> {
+        self.deflate.map(|(t, _)| t)
+    }
+
+    /// The inflated bytes of the last [`Event::Inflated`], valid until the
+    /// next call to [`handle_input`](Self::handle_input).
+    pub fn inflated(&self) -> &[u8] {
+        self.unpack.as_ref().map_or(&[], |u| u.inflated())
+    }
+
+    /// Inflated output is waiting: [`handle_input`](Self::handle_input)
+    /// has an event to give even with no new input.
+    pub fn has_inflated(&self) -> bool {
+        self.unpack.as_ref().is_some_and(|u| u.has_more())
     }
 
     /// The stage.
@@ -150,7 +186,7 @@ impl ClientConn {
         if matches!(self.stage, Stage::Closing | Stage::Done) {
             return Ok((buf.len(), None));
         }
-        let (n, ev) = match self.reader.read(buf, whole) {
+        let (n, ev) = match self.read(buf, whole) {
             Ok(x) => x,
             Err(e) => {
                 self.fail(e, keys, now);
@@ -178,6 +214,49 @@ impl ClientConn {
             _ => {}
         }
         Ok((n, ev))
+    }
+
+    /// The next event from the reader, with compressed messages inflated:
+    /// a step still to make goes first; a compressed piece that makes no
+    /// output yet is taken, and reading goes on.
+    fn read(
+        &mut self,
+        buf: &mut [u8],
+        whole: usize,
+    ) -> Result<(usize, Option<Event>), ProtocolError> {
+        if let Some(u) = &self.unpack {
+            if u.has_more() {
+                return Ok((0, self.unpack_step()?));
+            }
+            let server_takeover = self.deflate.is_some_and(|(t, _)| t.server_takeover);
+            if !u.is_open() && !server_takeover {
+                deflate::give_back(self.unpack.take().expect("checked"));
+            }
+        }
+        let mut pos = 0;
+        loop {
+            let (n, ev) = self.reader.read(&mut buf[pos..], whole)?;
+            let Some(Event::Packed { kind, at, last }) = ev else {
+                return Ok((pos + n, ev.map(|e| e.shifted(pos))));
+            };
+            let u = self.unpack.get_or_insert_with(deflate::lend);
+            if !u.is_open() {
+                u.begin(kind);
+            }
+            u.push(&buf[pos + at.start..pos + at.end], last);
+            pos += n;
+            if let Some(ev) = self.unpack_step()? {
+                return Ok((pos, Some(ev)));
+            }
+        }
+    }
+
+    fn unpack_step(&mut self) -> Result<Option<Event>, ProtocolError> {
+        let server_takeover = self.deflate.is_some_and(|(t, _)| t.server_takeover);
+        let u = self.unpack.as_mut().expect("a compressed message is open");
+        let kind = u.kind();
+        Ok(u.step(self.max_message, server_takeover)?
+            .map(|(first, last)| Event::Inflated { kind, first, last }))
     }
 
     /// Fail the connection (§7.1.7): send the error's close code, then wait
@@ -277,6 +356,41 @@ impl ClientConn {
     /// `n` bytes of [`pending`](Self::pending) were sent.
     pub fn sent(&mut self, n: usize) {
         self.out.drain(..n);
+    }
+
+    /// A whole message of `len` bytes goes compressed: permessage-deflate
+    /// is agreed and the message is long enough to be worth it.
+    pub fn compresses(&self, len: usize) -> bool {
+        self.deflate.is_some_and(|(_, threshold)| len >= threshold)
+    }
+
+    /// Send a whole message compressed: `fill` writes its `len` bytes, and
+    /// `emit` gets the frame's header and payload, unmasked (the caller
+    /// masks the payload with `hdr.key` as it copies it out): compressed,
+    /// with RSV1, or as it is when compressing would not shrink it (unless
+    /// the threshold is 0: then every message goes compressed, as browsers
+    /// send them).
+    pub fn send_compressed(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        keys: &mut Keys,
+        fill: impl FnOnce(&mut [u8]),
+        emit: impl FnOnce(&FrameHeader, &[u8]),
+    ) -> Result<(), ClientError> {
+        let Some((terms, threshold)) = self.deflate else {
+            return Err(ClientError::Invalid("permessage-deflate is not agreed"));
+        };
+        // The frame's checks, before anything is compressed.
+        self.frame_header(Part::Whole(kind), 0, keys)?;
+        deflate::compress(terms, threshold == 0, len, fill, |payload, packed| {
+            let mut hdr = header(true, kind_opcode(kind), payload.len() as u64, keys.mask());
+            if packed {
+                hdr.bytes[0] |= frame::RSV1;
+            }
+            emit(&hdr, payload)
+        });
+        Ok(())
     }
 
     /// The header of the next data frame, with `len` payload bytes: checks

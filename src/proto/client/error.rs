@@ -9,6 +9,7 @@
 use std::{fmt, io};
 
 use crate::error::ProtocolError;
+use crate::proto::deflate::offer::ExtensionError;
 
 /// Why a URL cannot be dialled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,9 @@ pub enum ResponseError {
     UnrequestedProtocol,
     /// An extension, none having been offered.
     UnrequestedExtension,
+    /// An answer to the permessage-deflate offer that the client may not
+    /// accept (RFC 7692 §7.1).
+    BadExtension(ExtensionError),
 }
 
 /// The most of a refusal's body kept in [`ResponseError::Status`].
@@ -135,6 +139,7 @@ impl fmt::Display for ResponseError {
             BadAccept => f.write_str("Sec-WebSocket-Accept does not match the key"),
             UnrequestedProtocol => f.write_str("the server chose a subprotocol not offered"),
             UnrequestedExtension => f.write_str("the server chose an extension not offered"),
+            BadExtension(e) => write!(f, "unacceptable Sec-WebSocket-Extensions: {e}"),
         }
     }
 }

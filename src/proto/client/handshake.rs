@@ -5,7 +5,8 @@
 //! response must be a 101 whose `Sec-WebSocket-Accept` is that key's hash,
 //! which proves the server read this request and speaks WebSocket. Anything
 //! a client did not offer (a subprotocol, an extension) is refused, as §4.1
-//! requires. The response head is parsed in place; bytes after it are the
+//! requires; an answer to a permessage-deflate offer is judged by
+//! [`accept`]. The response head is parsed in place; bytes after it are the
 //! server's first frames and stay with the caller.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -14,6 +15,7 @@ use super::config::ClientConfig;
 use super::error::{RequestError, ResponseError};
 use super::url::Target;
 use crate::handshake::{accept_key, find_header_end, has_token, is_token, trim, MAX_HEADERS};
+use crate::proto::deflate::offer::{accept, write_offer, ClientTerms, DeflateOffer};
 
 /// A `Sec-WebSocket-Key`: 16 random bytes in base64.
 pub type Key = [u8; 24];
@@ -85,6 +87,9 @@ pub fn write_request(out: &mut Vec<u8>, target: &Target<'_>, key: &Key, cfg: &Cl
     if !cfg.subprotocols.is_empty() {
         header(out, "Sec-WebSocket-Protocol", &cfg.subprotocols.join(", "));
     }
+    if let Some(o) = &cfg.deflate {
+        write_offer(out, o);
+    }
     for (name, value) in &cfg.headers {
         header(out, name, value);
     }
@@ -107,6 +112,8 @@ pub enum Answer {
         head_len: usize,
         /// The subprotocol chosen, as its index among those offered.
         protocol: Option<usize>,
+        /// permessage-deflate as agreed, if offered and accepted.
+        deflate: Option<ClientTerms>,
     },
     /// Some other status: the caller may read up to `content_length` (if
     /// given) body bytes from `head_len` on, for the error it reports.
@@ -124,12 +131,14 @@ pub enum Answer {
 
 /// Read the response at the start of `buf`: `Ok(None)` while its head is
 /// incomplete, having already scanned `buf[..scanned]` without finding
-/// its end.
+/// its end. `offered` are the subprotocols offered, `deflate` the
+/// permessage-deflate offer if one was made.
 pub fn read_response(
     buf: &[u8],
     scanned: usize,
     key: &Key,
     offered: &[String],
+    deflate: Option<&DeflateOffer>,
     max_head: usize,
 ) -> Result<Option<Answer>, ResponseError> {
     let Some(end) = find_header_end(buf, scanned) else {
@@ -176,9 +185,14 @@ pub fn read_response(
         (Some(a), None) if trim(a) == accept_key(key) => {}
         _ => return Err(ResponseError::BadAccept),
     }
-    if all(headers, "sec-websocket-extensions").any(|v| !trim(v).is_empty()) {
-        return Err(ResponseError::UnrequestedExtension);
-    }
+    let mut extensions = all(headers, "sec-websocket-extensions");
+    let deflate = match deflate {
+        Some(o) => accept(extensions, o).map_err(ResponseError::BadExtension)?,
+        None if extensions.any(|v| !trim(v).is_empty()) => {
+            return Err(ResponseError::UnrequestedExtension)
+        }
+        None => None,
+    };
     let mut protocols = all(headers, "sec-websocket-protocol");
     let protocol = match (protocols.next(), protocols.next()) {
         (None, _) => None,
@@ -193,6 +207,7 @@ pub fn read_response(
     Ok(Some(Answer::Upgraded {
         head_len: end,
         protocol,
+        deflate,
     }))
 }
 

@@ -5,6 +5,8 @@
 //! * `handshake`: the upgrade request written, the response checked;
 //! * `keys`: masking keys and nonces from a seeded ChaCha generator;
 //! * `reader`: the server's frames in, events out as ranges of the buffer;
+//! * `deflate`: the server's compressed messages inflated in steps, and
+//!   whole messages sent compressed (permessage-deflate);
 //! * `conn`: one connection's rules: pongs, the close handshake (TCP's end
 //!   left to the server), failing with the right code, masked output;
 //! * `config`, `error`: a client's options, and every way it fails.
@@ -13,6 +15,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod deflate;
 pub mod error;
 pub mod handshake;
 pub mod keys;

@@ -15,9 +15,15 @@
 //! * A data frame that opens and ends a message and fits in `whole` bytes
 //!   is handed out only once all of it is in the buffer: one range, no
 //!   copy. Any other frame is handed out as its bytes arrive.
+//! * A compressed message (RSV1 on its first frame, accepted only once
+//!   permessage-deflate is agreed) is handed out as [`Event::Packed`]
+//!   pieces, as they come, for the connection to inflate: its text is
+//!   validated once inflated, and its size is limited on the wire only
+//!   loosely ([`packed_limit`]), since its inflated size is what counts.
 
 use std::ops::Range;
 
+use crate::deflate::packed_limit;
 use crate::error::ProtocolError;
 use crate::frame::{self, opcode, Role};
 use crate::service::MessageKind;
@@ -38,6 +44,28 @@ pub enum Event {
         /// This is the message's last piece.
         last: bool,
     },
+    /// The next piece of a compressed message, as it came (the reader's
+    /// own event: the connection inflates it and never reports it).
+    Packed {
+        /// Text or binary.
+        kind: MessageKind,
+        /// Where the piece is.
+        at: Range<usize>,
+        /// This is the message's last piece.
+        last: bool,
+    },
+    /// Inflated bytes of a compressed message, handed out by the
+    /// connection from its own buffer ([`ClientConn::inflated`]).
+    ///
+    /// [`ClientConn::inflated`]: super::conn::ClientConn::inflated
+    Inflated {
+        /// Text or binary.
+        kind: MessageKind,
+        /// This is the message's first piece.
+        first: bool,
+        /// This is the message's last piece.
+        last: bool,
+    },
     /// A ping and its payload.
     Ping(Range<usize>),
     /// A pong and its payload.
@@ -51,6 +79,38 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The same event with its ranges moved `by` bytes on.
+    pub fn shifted(self, by: usize) -> Event {
+        let m = |r: Range<usize>| r.start + by..r.end + by;
+        match self {
+            Event::Data {
+                kind,
+                at,
+                first,
+                last,
+            } => Event::Data {
+                kind,
+                at: m(at),
+                first,
+                last,
+            },
+            Event::Packed { kind, at, last } => Event::Packed {
+                kind,
+                at: m(at),
+                last,
+            },
+            Event::Ping(at) => Event::Ping(m(at)),
+            Event::Pong(at) => Event::Pong(m(at)),
+            Event::Close { code, reason } => Event::Close {
+                code,
+                reason: m(reason),
+            },
+            ev @ Event::Inflated { .. } => ev,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reading {
     /// At a frame header (after any carried bytes).
@@ -60,9 +120,13 @@ enum Reading {
     Payload { fin: bool, whole: bool },
 }
 
-/// The frame reader of one client connection (32 bytes).
+/// The frame reader of one client connection.
 #[derive(Debug)]
 pub struct Reader {
+    /// RSV bits the server may set: RSV1 once permessage-deflate is agreed.
+    rsv: u8,
+    /// The open message is compressed.
+    packed: bool,
     reading: Reading,
     /// Payload bytes of the current data frame not yet handed out.
     remaining: u64,
@@ -84,6 +148,8 @@ impl Reader {
     /// A reader that fails messages longer than `max_message` with 1009.
     pub fn new(max_message: u64) -> Reader {
         Reader {
+            rsv: 0,
+            packed: false,
             reading: Reading::Header,
             remaining: 0,
             msg_len: 0,
@@ -93,6 +159,11 @@ impl Reader {
             carry: 0,
             checked: 0,
         }
+    }
+
+    /// permessage-deflate was agreed: the server may compress messages.
+    pub fn allow_compressed(&mut self) {
+        self.rsv = frame::RSV1;
     }
 
     /// Read the next event from `buf` (everything not consumed before,
@@ -110,7 +181,8 @@ impl Reader {
             let c = self.carry as usize;
             match self.reading {
                 Reading::Header => {
-                    let Some(h) = frame::decode(&buf[pos + c..], Role::FromServer)? else {
+                    let Some(h) = frame::decode_with(&buf[pos + c..], Role::FromServer, self.rsv)?
+                    else {
                         return Ok((pos, None));
                     };
                     let hl = h.header_len;
@@ -141,7 +213,14 @@ impl Reader {
                     // Both below 2^63 (decode refuses the top bit; msg_len
                     // is bounded by max_message): no overflow.
                     let total = self.msg_len + h.len;
-                    if total > self.max_message {
+                    if opens.is_some() {
+                        self.packed = h.compressed;
+                    }
+                    let limit = match self.packed {
+                        true => packed_limit(self.max_message),
+                        false => self.max_message,
+                    };
+                    if total > limit {
                         return Err(ProtocolError::MessageTooBig);
                     }
                     self.msg_len = total;
@@ -165,10 +244,12 @@ impl Reader {
                     let have = (buf.len() - pos - c) as u64;
                     let avail = have.min(self.remaining) as usize;
                     let kind = self.msg.expect("a data frame opened a message");
+                    // Compressed text is checked once inflated.
+                    let text = kind == MessageKind::Text && !self.packed;
                     // A held frame has no carried bytes: it opens its message.
                     let from = pos + self.checked as usize;
                     if whole && (avail as u64) < self.remaining {
-                        if kind == MessageKind::Text {
+                        if text {
                             let ok = utf8::complete_prefix(&buf[from..pos + avail])
                                 .map_err(|_| ProtocolError::InvalidUtf8)?;
                             self.checked = (from + ok - pos) as u32;
@@ -179,22 +260,35 @@ impl Reader {
                     let last = fin && frame_ends;
                     let end = pos + c + avail;
                     self.checked = 0;
-                    let n = match kind {
-                        MessageKind::Text => {
-                            let n = from - pos
-                                + utf8::complete_prefix(&buf[from..end])
-                                    .map_err(|_| ProtocolError::InvalidUtf8)?;
-                            if last && pos + n != end {
-                                return Err(ProtocolError::InvalidUtf8);
-                            }
-                            n
+                    let n = if text {
+                        let n = from - pos
+                            + utf8::complete_prefix(&buf[from..end])
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        if last && pos + n != end {
+                            return Err(ProtocolError::InvalidUtf8);
                         }
-                        MessageKind::Binary => end - pos,
+                        n
+                    } else {
+                        end - pos
                     };
                     self.remaining -= avail as u64;
                     self.carry = (end - pos - n) as u8;
                     if frame_ends {
                         self.reading = Reading::Header;
+                    }
+                    if self.packed {
+                        if last {
+                            self.msg = None;
+                            self.msg_len = 0;
+                        }
+                        if n == 0 && !last && !frame_ends {
+                            return Ok((pos, None));
+                        }
+                        if n == 0 && !last {
+                            continue;
+                        }
+                        let at = pos..pos + n;
+                        return Ok((pos + n, Some(Event::Packed { kind, at, last })));
                     }
                     if n == 0 && !last {
                         if !frame_ends {

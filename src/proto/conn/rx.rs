@@ -64,7 +64,7 @@ impl Conn {
         s: &Settings,
     ) -> Result<(), ProtocolError> {
         let packed = compressed || (self.msg.is_some() && self.compressed());
-        if packed && total <= packed_limit(s.max_message) {
+        if packed && total <= crate::deflate::packed_limit(s.max_message) {
             Ok(())
         } else {
             Err(ProtocolError::MessageTooBig)
@@ -412,14 +412,6 @@ pub(super) enum Step {
     Next(usize),
     /// Input consumed up to this index; wait for more.
     Wait(usize),
-}
-
-/// The most wire bytes a compressed message of `max` inflated bytes may
-/// take: deflate can make data longer (stored blocks add 5 bytes in 64 KiB,
-/// fixed codes up to an eighth), and it is the inflated size that is
-/// limited.
-fn packed_limit(max: u64) -> u64 {
-    max + max / 8 + 1024
 }
 
 /// The byte length of the code point a valid lead byte starts.

@@ -125,12 +125,28 @@ impl Codec {
     /// A compressed message begins on connection `id`: lend it an
     /// inflater, unless it keeps one (its client keeps its context).
     pub fn begin(&mut self, id: u64) {
-        let idle = &mut self.idle;
-        let inf = self
-            .lent
-            .entry(id)
-            .or_insert_with(|| idle.pop().unwrap_or_default());
-        inf.begin();
+        if !self.lent.contains_key(&id) {
+            let inf = self.lend();
+            self.lent.insert(id, inf);
+        }
+        if let Some(inf) = self.lent.get_mut(&id) {
+            inf.begin();
+        }
+    }
+
+    /// An inflater from the pool (or a new one), for a caller that keeps
+    /// it itself; give it back with [`give_back`](Self::give_back).
+    pub fn lend(&mut self) -> Box<Inflater> {
+        self.idle.pop().unwrap_or_default()
+    }
+
+    /// An inflater lent or taken comes back to the pool, reset (dropped
+    /// if the pool is full).
+    pub fn give_back(&mut self, mut inf: Box<Inflater>) {
+        if self.idle.len() < self.max_idle {
+            inf.end(false);
+            self.idle.push(inf);
+        }
     }
 
     /// Take connection `id`'s inflater out while it inflates (put it back
@@ -159,11 +175,8 @@ impl Codec {
 
     /// Connection `id` is gone (or failed): take back whatever it holds.
     pub fn release(&mut self, id: u64) {
-        if let Some(mut inf) = self.lent.remove(&id) {
-            if self.idle.len() < self.max_idle {
-                inf.end(false);
-                self.idle.push(inf);
-            }
+        if let Some(inf) = self.lent.remove(&id) {
+            self.give_back(inf);
         }
     }
 
@@ -193,6 +206,16 @@ impl Codec {
     /// (RFC 7692 §7.2.1). Returns false, leaving `out` unspecified, when
     /// the result is no smaller than the input: send it uncompressed.
     pub fn compress(&mut self, parts: &[&[u8]], window: u8, out: &mut Vec<u8>) -> bool {
+        self.deflate(parts, window, out, true)
+    }
+
+    /// [`compress`](Self::compress), finished even when the result is
+    /// longer than the input (what is sent compressed whatever its size).
+    pub fn compress_any(&mut self, parts: &[&[u8]], window: u8, out: &mut Vec<u8>) {
+        self.deflate(parts, window, out, false);
+    }
+
+    fn deflate(&mut self, parts: &[&[u8]], window: u8, out: &mut Vec<u8>, give_up: bool) -> bool {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         debug_assert!((9..=15).contains(&window), "see Terms::compress_window");
         let bits = window.clamp(9, 15);
@@ -230,7 +253,7 @@ impl Codec {
                     break;
                 }
             }
-            if out.len() >= len + TAIL.len() {
+            if give_up && out.len() >= len + TAIL.len() {
                 return false;
             }
         }
@@ -293,6 +316,12 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         assert!(!c.compress(&[&noise], 15, &mut out));
+        // Unless it must go compressed anyway.
+        c.compress_any(&[&noise], 15, &mut out);
+        assert!(out.len() > noise.len());
+        assert_eq!(inflate_all(&out), noise);
+        c.compress_any(&[b"hi"], 9, &mut out);
+        assert_eq!(inflate_all(&out), b"hi");
     }
 
     #[test]

@@ -19,6 +19,14 @@ use crate::utf8;
 /// and a receiver appends before inflating it (RFC 7692 §7.2.2).
 pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// The most wire bytes a compressed message of `max` inflated bytes may
+/// take: deflate can make data longer (stored blocks add 5 bytes in 64 KiB,
+/// fixed codes up to an eighth), and it is the inflated size that is
+/// limited.
+pub fn packed_limit(max: u64) -> u64 {
+    max.saturating_add(max / 8).saturating_add(1024)
+}
+
 /// The inflate state of one compressed message (or, with client context
 /// takeover, of one connection).
 pub struct Inflater {
@@ -70,6 +78,13 @@ impl Inflater {
         self.active
     }
 
+    /// The stream ended with a final block: no input may follow in this
+    /// message.
+    #[inline]
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
     /// A compressed message begins.
     pub fn begin(&mut self) {
         self.active = true;
@@ -110,7 +125,7 @@ impl Inflater {
             if !self.ended {
                 self.run(&TAIL, text, limit, scratch, &mut piece)?;
             }
-            if self.carry_len != 0 {
+            if self.cut_code_point() {
                 return Err(Inflate::Protocol(ProtocolError::InvalidUtf8));
             }
         }
@@ -125,61 +140,99 @@ impl Inflater {
         scratch: &mut [u8],
         piece: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), Inflate<E>> {
-        use Inflate::Protocol;
-        debug_assert!(scratch.len() > 3);
         loop {
-            if self.ended {
-                // Bytes after the final block belong to no stream.
-                return match input.is_empty() {
-                    true => Ok(()),
-                    false => Err(Protocol(ProtocolError::BadDeflate)),
-                };
+            let at_end = self.ended;
+            let s = self
+                .step(input, text, limit, scratch)
+                .map_err(Inflate::Protocol)?;
+            input = &input[s.used..];
+            if s.ready > 0 {
+                piece(&scratch[..s.ready]).map_err(Inflate::Piece)?;
             }
-            let cl = self.carry_len as usize;
-            scratch[..cl].copy_from_slice(&self.carry[..cl]);
-            let room = scratch.len() - cl;
-            let (in0, out0) = (self.z.total_in(), self.z.total_out());
-            let status = self
-                .z
-                .decompress(input, &mut scratch[cl..], FlushDecompress::None)
-                .map_err(|_| Protocol(ProtocolError::BadDeflate))?;
-            let used = (self.z.total_in() - in0) as usize;
-            let made = (self.z.total_out() - out0) as usize;
-            input = &input[used..];
-            if made > 0 {
-                self.total += made as u64;
-                if self.total > limit {
-                    return Err(Protocol(ProtocolError::MessageTooBig));
-                }
-                let n = cl + made;
-                let valid = if text {
-                    utf8::complete_prefix(&scratch[..n])
-                        .map_err(|_| Protocol(ProtocolError::InvalidUtf8))?
-                } else {
-                    n
-                };
-                self.carry_len = (n - valid) as u8;
-                self.carry[..n - valid].copy_from_slice(&scratch[valid..n]);
-                if valid > 0 {
-                    piece(&scratch[..valid]).map_err(Inflate::Piece)?;
-                }
-            }
-            if status == Status::StreamEnd {
-                self.ended = true;
-                continue;
-            }
-            // A full output may have more behind it; otherwise zlib took
-            // all the input it could.
-            if made == room || (used > 0 && !input.is_empty()) {
-                continue;
-            }
-            if input.is_empty() {
+            if at_end || input.is_empty() && !s.full {
                 return Ok(());
             }
-            // Input left that it will not take: never so for a valid stream.
-            return Err(Protocol(ProtocolError::BadDeflate));
+            if !s.full && s.used == 0 && !self.ended {
+                // Input left that it will not take: never so for a valid
+                // stream.
+                return Err(Inflate::Protocol(ProtocolError::BadDeflate));
+            }
         }
     }
+
+    /// One step: inflate from `input` into `out` (more than 3 bytes), as
+    /// far as either goes. `out[..ready]` is then whole output (for `text`,
+    /// whole validated code points); a code point cut by the end of `out`
+    /// waits for the next step. Fails on a broken stream, invalid text, or
+    /// once the message's inflated size passes `limit`. After the stream's
+    /// final block, any further input is an error.
+    pub fn step(
+        &mut self,
+        input: &[u8],
+        text: bool,
+        limit: u64,
+        out: &mut [u8],
+    ) -> Result<Step, ProtocolError> {
+        debug_assert!(out.len() > 3);
+        if self.ended {
+            // Bytes after the final block belong to no stream.
+            return match input.is_empty() {
+                true => Ok(Step::default()),
+                false => Err(ProtocolError::BadDeflate),
+            };
+        }
+        let cl = self.carry_len as usize;
+        out[..cl].copy_from_slice(&self.carry[..cl]);
+        let room = out.len() - cl;
+        let (in0, out0) = (self.z.total_in(), self.z.total_out());
+        let status = self
+            .z
+            .decompress(input, &mut out[cl..], FlushDecompress::None)
+            .map_err(|_| ProtocolError::BadDeflate)?;
+        let used = (self.z.total_in() - in0) as usize;
+        let made = (self.z.total_out() - out0) as usize;
+        let mut ready = 0;
+        if made > 0 {
+            self.total += made as u64;
+            if self.total > limit {
+                return Err(ProtocolError::MessageTooBig);
+            }
+            let n = cl + made;
+            ready = if text {
+                utf8::complete_prefix(&out[..n]).map_err(|_| ProtocolError::InvalidUtf8)?
+            } else {
+                n
+            };
+            self.carry_len = (n - ready) as u8;
+            self.carry[..n - ready].copy_from_slice(&out[ready..n]);
+        }
+        if status == Status::StreamEnd {
+            self.ended = true;
+        }
+        Ok(Step {
+            used,
+            ready,
+            // A full output may have more behind it.
+            full: made == room,
+        })
+    }
+
+    /// Whether a code point is left cut at the end of what was inflated:
+    /// at the message's end, invalid text.
+    pub fn cut_code_point(&self) -> bool {
+        self.carry_len != 0
+    }
+}
+
+/// What one [`Inflater::step`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Input bytes taken.
+    pub used: usize,
+    /// Output bytes ready at the front of `out`.
+    pub ready: usize,
+    /// The output was filled: more may come without more input.
+    pub full: bool,
 }
 
 /// Why [`Inflater::inflate`] stopped.

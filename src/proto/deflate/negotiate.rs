@@ -14,6 +14,7 @@
 //! * what the response says is exactly what [`Agreed`] records, so both
 //!   ends apply the same parameters.
 
+use super::params::{self, split_first, Params};
 use crate::http::Cursor;
 
 /// What the server accepts (configuration).
@@ -37,10 +38,12 @@ pub struct DeflateConfig {
     /// `client_no_context_takeover`, so that no connection keeps an inflater
     /// larger than configured between messages.
     pub client_context_takeover: bool,
-    /// zlib level (0-9) of the whole messages services send compressed.
+    /// zlib level (0-9) of the whole messages services send compressed,
+    /// and of echoes the server recompresses.
     /// Default 1: zlib-rs's fastest (docs/benchmarks.md).
     pub level: u32,
-    /// Whole messages shorter than this go uncompressed. Default 128.
+    /// Whole messages (and echoes the server would recompress) shorter
+    /// than this go uncompressed. Default 128.
     pub threshold: usize,
 }
 
@@ -91,10 +94,10 @@ impl Agreed {
     }
 }
 
-const LINE_START: &[u8] = b"Sec-WebSocket-Extensions: permessage-deflate";
-const SERVER_NO_CONTEXT: &[u8] = b"; server_no_context_takeover";
-const CLIENT_NO_CONTEXT: &[u8] = b"; client_no_context_takeover";
-const SERVER_WINDOW: &[u8] = b"; server_max_window_bits=";
+pub(super) const LINE_START: &[u8] = b"Sec-WebSocket-Extensions: permessage-deflate";
+pub(super) const SERVER_NO_CONTEXT: &[u8] = b"; server_no_context_takeover";
+pub(super) const CLIENT_NO_CONTEXT: &[u8] = b"; client_no_context_takeover";
+pub(super) const SERVER_WINDOW: &[u8] = b"; server_max_window_bits=";
 const CLIENT_WINDOW: &[u8] = b"; client_max_window_bits=";
 
 /// The longest line write_response writes: every parameter, two-digit
@@ -138,7 +141,10 @@ pub fn negotiate(headers: &[httparse::Header<'_>], cfg: &DeflateConfig) -> Optio
             // on how far the damage is from it.
             let (element, more) = split_first(list)?;
             if chosen.is_none() {
-                chosen = parse_offer(element).map(|o| agree(&o, cfg));
+                // Another extension, an empty element, or a malformed one
+                // (an unknown, repeated or invalid parameter among them:
+                // RFC 7692 §7 says the server MUST decline those).
+                chosen = params::parse(element).ok().map(|o| agree(&o, cfg));
             }
             rest = more;
         }
@@ -181,16 +187,6 @@ pub fn write_response(a: &Agreed, out: &mut [u8]) -> usize {
     w.len()
 }
 
-/// The parameters of one well-formed offer, each seen at most once.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Offer {
-    server_no_context_takeover: bool,
-    client_no_context_takeover: bool,
-    server_max_window_bits: Option<u8>,
-    /// `Some(None)`: offered without a value.
-    client_max_window_bits: Option<Option<u8>>,
-}
-
 /// The window bits of a configuration, within what the server can use.
 fn config_bits(bits: u8) -> u8 {
     bits.clamp(9, 15)
@@ -198,7 +194,7 @@ fn config_bits(bits: u8) -> u8 {
 
 /// The parameters for a well-formed offer: every well-formed offer can be
 /// honoured.
-fn agree(o: &Offer, cfg: &DeflateConfig) -> Agreed {
+fn agree(o: &Params, cfg: &DeflateConfig) -> Agreed {
     let server_max = config_bits(cfg.server_max_window_bits);
     let client_max = config_bits(cfg.client_max_window_bits);
     let mut said = 0;
@@ -254,167 +250,6 @@ fn agree(o: &Offer, cfg: &DeflateConfig) -> Agreed {
         server_window,
         said,
     }
-}
-
-/// The first element of a comma-separated list and the rest after its
-/// comma, if any; commas inside quoted-strings do not split. None if a
-/// quoted-string is not terminated: the list cannot be split.
-fn split_first(list: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
-    let mut quoted = false;
-    let mut i = 0;
-    while i < list.len() {
-        match (quoted, list[i]) {
-            (false, b',') => return Some((&list[..i], Some(&list[i + 1..]))),
-            (false, b'"') => quoted = true,
-            (true, b'"') => quoted = false,
-            // A quoted-pair: the next byte is literal, even a quote.
-            (true, b'\\') => i += 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    (!quoted).then_some((list, None))
-}
-
-/// A parameter value, judged as window bits.
-enum Value {
-    Absent,
-    /// 8..=15, written as the RFC's ABNF wants (no leading zero).
-    Bits(u8),
-    /// Anything else.
-    Other,
-}
-
-/// A well-formed permessage-deflate offer in one list element; None for
-/// anything else (another extension, an empty element, a malformed one, an
-/// unknown, duplicate or invalid parameter: RFC 7692 §7 says the server
-/// MUST decline those).
-fn parse_offer(element: &[u8]) -> Option<Offer> {
-    let mut p = Scan { s: element, i: 0 };
-    p.ows();
-    if !p.token()?.eq_ignore_ascii_case(b"permessage-deflate") {
-        return None;
-    }
-    let mut offer = Offer::default();
-    loop {
-        p.ows();
-        if p.i == p.s.len() {
-            return Some(offer);
-        }
-        if !p.eat(b';') {
-            return None;
-        }
-        p.ows();
-        let name = p.token()?;
-        p.ows();
-        let value = if p.eat(b'=') {
-            p.ows();
-            p.value()?
-        } else {
-            Value::Absent
-        };
-        offer.set(name, value)?;
-    }
-}
-
-impl Offer {
-    /// Records one parameter; None if it is unknown, repeated or has an
-    /// invalid value.
-    fn set(&mut self, name: &[u8], value: Value) -> Option<()> {
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        let no_value = matches!(value, Value::Absent);
-        if is("server_no_context_takeover") && no_value && !self.server_no_context_takeover {
-            self.server_no_context_takeover = true;
-        } else if is("client_no_context_takeover") && no_value && !self.client_no_context_takeover {
-            self.client_no_context_takeover = true;
-        } else if is("server_max_window_bits") && self.server_max_window_bits.is_none() {
-            let Value::Bits(b) = value else { return None };
-            self.server_max_window_bits = Some(b);
-        } else if is("client_max_window_bits") && self.client_max_window_bits.is_none() {
-            self.client_max_window_bits = match value {
-                Value::Absent => Some(None),
-                Value::Bits(b) => Some(Some(b)),
-                Value::Other => return None,
-            };
-        } else {
-            return None;
-        }
-        Some(())
-    }
-}
-
-/// A position in one list element.
-struct Scan<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Scan<'a> {
-    /// Skips optional whitespace (SP, HTAB).
-    fn ows(&mut self) {
-        while matches!(self.s.get(self.i), Some(b' ' | b'\t')) {
-            self.i += 1;
-        }
-    }
-
-    /// Consumes `b` if it is next.
-    fn eat(&mut self, b: u8) -> bool {
-        let next = self.s.get(self.i) == Some(&b);
-        self.i += usize::from(next);
-        next
-    }
-
-    /// One or more token characters; None if there are none.
-    fn token(&mut self) -> Option<&'a [u8]> {
-        let start = self.i;
-        while self.s.get(self.i).is_some_and(|&b| is_tchar(b)) {
-            self.i += 1;
-        }
-        (self.i > start).then(|| &self.s[start..self.i])
-    }
-
-    /// A token or a quoted-string, unescaped (RFC 6455 §9.1); None if
-    /// neither. The RFC also wants the unescaped content to be a token, but
-    /// every valid value here is window bits, so any content that is not
-    /// is just [`Value::Other`].
-    fn value(&mut self) -> Option<Value> {
-        // Window bits are at most two characters: keep the first three,
-        // enough to tell a longer value apart.
-        let mut kept = [0u8; 3];
-        let mut len = 0;
-        let mut keep = |b: u8| {
-            if let Some(k) = kept.get_mut(len) {
-                *k = b;
-            }
-            len += 1;
-        };
-        if self.eat(b'"') {
-            loop {
-                let mut b = *self.s.get(self.i)?;
-                self.i += 1;
-                if b == b'"' {
-                    break;
-                }
-                if b == b'\\' {
-                    b = *self.s.get(self.i)?;
-                    self.i += 1;
-                }
-                keep(b);
-            }
-        } else {
-            self.token()?.iter().for_each(|&b| keep(b));
-        }
-        Some(match kept.get(..len) {
-            Some(&[d @ b'8'..=b'9']) => Value::Bits(d - b'0'),
-            Some(&[b'1', d @ b'0'..=b'5']) => Value::Bits(10 + d - b'0'),
-            _ => Value::Other,
-        })
-    }
-}
-
-/// RFC 7230 §3.2.6 `tchar`: visible ASCII except delimiters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b)
 }
 
 #[cfg(test)]

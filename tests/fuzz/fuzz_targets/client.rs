@@ -78,6 +78,9 @@ fn run(stream: &[u8], pieces: &[usize], whole: usize) -> Run {
                     got.push(Got::Message(k, b));
                 }
             }
+            Some(Event::Packed { .. } | Event::Inflated { .. }) => {
+                unreachable!("permessage-deflate is not agreed")
+            }
             Some(Event::Ping(at)) => got.push(Got::Ping(buf[at].to_vec())),
             Some(Event::Pong(at)) => got.push(Got::Pong(buf[at].to_vec())),
             Some(Event::Close { code, reason }) => {

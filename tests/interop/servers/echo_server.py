@@ -23,6 +23,8 @@ echo_server.js; both must behave alike:
     path                  the request target, query included
 
 "chat" is chosen when offered. Messages up to 64 MiB are accepted.
+permessage-deflate is accepted when offered, with the library's defaults
+(the server keeps its context; it limits the client's window to 12 bits).
 
 Usage: python3 echo_server.py PORT [LIFETIME_SECONDS]
 PORT 0 lets the kernel choose; the first line on stdout is
@@ -161,7 +163,7 @@ async def main() -> None:
         port,
         process_request=process_request,
         select_subprotocol=select_subprotocol,
-        compression=None,
+        compression="deflate",
         max_size=MAX_MESSAGE,
         # No keepalive pings: scenarios check every frame the server sends.
         ping_interval=None,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::proto::deflate::offer::ExtensionError;
 
 /// The sample key of RFC 6455 §1.3, and its accept.
 const KEY: &Key = b"dGhlIHNhbXBsZSBub25jZQ==";
@@ -13,7 +14,11 @@ fn response(extra: &str) -> String {
 
 fn read(resp: &str, offered: &[&str]) -> Result<Option<Answer>, ResponseError> {
     let offered: Vec<String> = offered.iter().map(|s| s.to_string()).collect();
-    read_response(resp.as_bytes(), 0, KEY, &offered, 8192)
+    read_response(resp.as_bytes(), 0, KEY, &offered, None, 8192)
+}
+
+fn read_offered(resp: &str, o: &DeflateOffer) -> Result<Option<Answer>, ResponseError> {
+    read_response(resp.as_bytes(), 0, KEY, &[], Some(o), 8192)
 }
 
 #[test]
@@ -110,7 +115,8 @@ fn accepts_a_good_response_at_every_split() {
         read(&resp, &[]),
         Ok(Some(Answer::Upgraded {
             head_len: resp.len(),
-            protocol: None
+            protocol: None,
+            deflate: None
         }))
     );
 }
@@ -120,12 +126,15 @@ fn frames_right_after_the_101_stay_with_the_caller() {
     let mut bytes = response("").into_bytes();
     let head = bytes.len();
     bytes.extend_from_slice(&[0x81, 0x02, b'h', b'i']);
-    let got = read_response(&bytes, 0, KEY, &[], 8192).unwrap().unwrap();
+    let got = read_response(&bytes, 0, KEY, &[], None, 8192)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         got,
         Answer::Upgraded {
             head_len: head,
-            protocol: None
+            protocol: None,
+            deflate: None
         }
     );
     assert_eq!(&bytes[head..], &[0x81, 0x02, b'h', b'i']);
@@ -184,7 +193,8 @@ fn subprotocols() {
         read(&chosen, &["chat", "superchat"]),
         Ok(Some(Answer::Upgraded {
             head_len: chosen.len(),
-            protocol: Some(1)
+            protocol: Some(1),
+            deflate: None
         }))
     );
     assert_eq!(read(&chosen, &[]), Err(ResponseError::UnrequestedProtocol));
@@ -213,6 +223,154 @@ fn subprotocols() {
 fn unrequested_extension() {
     let resp = response("Sec-WebSocket-Extensions: permessage-deflate\r\n");
     assert_eq!(read(&resp, &[]), Err(ResponseError::UnrequestedExtension));
+    let other = response("Sec-WebSocket-Extensions: x-foo\r\n");
+    assert_eq!(read(&other, &[]), Err(ResponseError::UnrequestedExtension));
+    // An empty list names no extension.
+    let empty = response("Sec-WebSocket-Extensions: \r\n");
+    assert!(matches!(
+        read(&empty, &[]),
+        Ok(Some(Answer::Upgraded { deflate: None, .. }))
+    ));
+}
+
+#[test]
+fn request_offers_deflate_when_configured() {
+    let t = Target::parse("ws://example.com/").unwrap();
+    let o = DeflateOffer {
+        server_no_context_takeover: true,
+        server_max_window_bits: 10,
+        ..DeflateOffer::default()
+    };
+    let cfg = ClientConfig::new().subprotocol("chat").deflate(o);
+    assert_eq!(cfg.deflate, Some(o));
+    let mut out = Vec::new();
+    write_request(&mut out, &t, KEY, &cfg);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; \
+         client_no_context_takeover; server_no_context_takeover; \
+         server_max_window_bits=10\r\n\r\n"
+    );
+    // No offer by default.
+    let mut plain = Vec::new();
+    write_request(&mut plain, &t, KEY, &ClientConfig::new());
+    assert!(!String::from_utf8(plain).unwrap().contains("Extensions"));
+}
+
+#[test]
+fn deflate_offer_answered() {
+    let o = DeflateOffer::default();
+    let agreed = response(
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+         client_max_window_bits=10\r\n",
+    );
+    assert_eq!(
+        read_offered(&agreed, &o),
+        Ok(Some(Answer::Upgraded {
+            head_len: agreed.len(),
+            protocol: None,
+            deflate: Some(ClientTerms {
+                server_takeover: false,
+                client_window: 10
+            })
+        }))
+    );
+    // Headers split over lines, with an empty one: one list.
+    let split =
+        response("Sec-WebSocket-Extensions:\r\nsec-websocket-extensions: permessage-deflate\r\n");
+    assert!(matches!(
+        read_offered(&split, &o),
+        Ok(Some(Answer::Upgraded {
+            deflate: Some(ClientTerms {
+                server_takeover: true,
+                client_window: 15
+            }),
+            ..
+        }))
+    ));
+    // Declined: the upgrade goes on without it.
+    assert!(matches!(
+        read_offered(&response(""), &o),
+        Ok(Some(Answer::Upgraded { deflate: None, .. }))
+    ));
+}
+
+#[test]
+fn deflate_answer_that_breaks_the_rules() {
+    let o = DeflateOffer {
+        server_no_context_takeover: true,
+        ..DeflateOffer::default()
+    };
+    let kept = response("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    assert_eq!(
+        read_offered(&kept, &o),
+        Err(ResponseError::BadExtension(
+            ExtensionError::ServerContextKept
+        ))
+    );
+    let other = response("Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n");
+    assert_eq!(
+        read_offered(&other, &o),
+        Err(ResponseError::BadExtension(ExtensionError::Unoffered))
+    );
+    let twice = response(
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+    );
+    assert_eq!(
+        read_offered(&twice, &o),
+        Err(ResponseError::BadExtension(ExtensionError::Twice))
+    );
+    let no_value = response(
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+         client_max_window_bits\r\n",
+    );
+    let err = read_offered(&no_value, &o).unwrap_err();
+    assert_eq!(
+        err,
+        ResponseError::BadExtension(ExtensionError::BadValue("client_max_window_bits"))
+    );
+    assert!(err.to_string().contains("client_max_window_bits"), "{err}");
+}
+
+#[test]
+fn deflate_round_trip_with_our_server() {
+    let t = Target::parse("ws://127.0.0.1:9001/").unwrap();
+    let o = DeflateOffer {
+        server_max_window_bits: 12,
+        ..DeflateOffer::default()
+    };
+    let mut req = Vec::new();
+    write_request(&mut req, &t, KEY, &ClientConfig::new().deflate(o));
+    let mut server = crate::handshake::HandshakeConfig::default();
+    server.deflate.client_max_window_bits = 11;
+    let crate::handshake::Outcome::Upgrade {
+        accept,
+        protocol,
+        deflate,
+    } = crate::handshake::parse(&req, &server).unwrap()
+    else {
+        panic!("not an upgrade");
+    };
+    let a = deflate.expect("offer accepted");
+    assert_eq!((a.server_window, a.client_window), (12, 11));
+    let mut out = [0u8; crate::handshake::RESPONSE_BUF];
+    let n = crate::handshake::write_upgrade_response(&mut out, &accept, None, Some(&a));
+    assert_eq!(protocol, None);
+    assert_eq!(
+        read_response(&out[..n], 0, KEY, &[], Some(&o), 8192),
+        Ok(Some(Answer::Upgraded {
+            head_len: n,
+            protocol: None,
+            deflate: Some(ClientTerms {
+                server_takeover: false,
+                client_window: 11
+            })
+        }))
+    );
 }
 
 #[test]

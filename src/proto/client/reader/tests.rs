@@ -36,6 +36,9 @@ fn run(stream: &[u8], step: usize, whole: usize) -> (Vec<Got>, Option<ProtocolEr
         };
         assert!(n <= buf.len());
         match ev {
+            Some(Event::Packed { .. } | Event::Inflated { .. }) => {
+                unreachable!("permessage-deflate is not agreed")
+            }
             Some(Event::Data {
                 kind,
                 at,
