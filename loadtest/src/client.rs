@@ -20,9 +20,10 @@ use std::io::ErrorKind;
 
 use mio::net::TcpStream;
 use zerows::client::{ClientConfig, ClientError, Connection, Incoming, Keys, Part, Status};
+use zerows::deflate::DeflateOffer;
 use zerows::{MessageKind, Millis};
 
-use crate::payload::{self, frame_len, Pieces};
+use crate::payload::{self, frame_len, Pattern, Pieces};
 use crate::reply::{JsonCheck, ReplyMode};
 use crate::stats::Stats;
 use crate::target::Target;
@@ -40,6 +41,10 @@ pub struct Plan {
     pub window: usize,
     /// What the server answers (json: `kind` is text).
     pub reply: ReplyMode,
+    /// What follows each payload's header.
+    pub payload: Pattern,
+    /// Offer permessage-deflate.
+    pub deflate: bool,
 }
 
 impl Plan {
@@ -97,6 +102,9 @@ impl Plan {
     /// fit in it, as before. Lengths are checked here (an overlong reply
     /// is `corrupted`, not a protocol error), so the library's limit is
     /// off. Connect, handshake and close times are bounded by the worker.
+    /// With deflate, the server is asked not to keep its compression
+    /// context, so no connection holds an inflater between messages, and
+    /// every message is compressed, whatever its size.
     pub fn client_config(&self) -> ClientConfig {
         let rbuf = self.read_capacity();
         ClientConfig {
@@ -105,6 +113,11 @@ impl Plan {
             max_message: u64::MAX,
             handshake_timeout: std::time::Duration::from_secs(3600),
             close_timeout: std::time::Duration::from_secs(2),
+            deflate: self.deflate.then_some(DeflateOffer {
+                server_no_context_takeover: true,
+                server_max_window_bits: 15,
+                threshold: 0,
+            }),
             ..ClientConfig::default()
         }
     }
@@ -272,8 +285,8 @@ impl Client {
             rx: Rx {
                 kind: plan.kind,
                 len: 0,
-                echo: Pieces::default(),
-                json: JsonCheck::default(),
+                echo: Pieces::new(plan.payload),
+                json: JsonCheck::new(plan.payload),
             },
         })
     }
@@ -439,7 +452,7 @@ impl Client {
         sending: bool,
     ) {
         if self.state == State::Open {
-            let id = self.id;
+            let (id, pattern) = (self.id, plan.payload);
             while sending
                 && self.quota > 0
                 && self.window.has_room()
@@ -455,7 +468,7 @@ impl Client {
                 }
                 let part = Part::Whole(plan.kind);
                 let queued = self.conn.queue_with(part, size, keys, |body| {
-                    payload::fill(body, id, seq, payload::NO_MASK)
+                    pattern.fill(body, id, seq, payload::NO_MASK)
                 });
                 if queued.is_err() {
                     break;

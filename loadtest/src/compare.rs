@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::Mode;
+use crate::payload::Pattern;
 use crate::reply::ReplyMode;
 
 #[derive(Args, Debug, Clone)]
@@ -44,6 +45,14 @@ pub struct CompareArgs {
     /// message (see `run --reply`). Passed on to every generator run.
     #[arg(long, value_enum, default_value = "echo")]
     pub reply: ReplyMode,
+    /// What follows each payload's header (see `run --payload`). Passed on
+    /// to every generator run.
+    #[arg(long, value_enum, default_value = "random")]
+    pub payload: Pattern,
+    /// Offer permessage-deflate in every generator run (see `run
+    /// --deflate`); servers that decline it run uncompressed.
+    #[arg(long)]
+    pub deflate: bool,
     /// Connection counts of the matrix [default: 100,1000; --quick: 100].
     #[arg(long, value_delimiter = ',')]
     pub connections: Option<Vec<u32>>,
@@ -420,6 +429,7 @@ fn one_run(
         ])
         .args(["--mode", mode, "--inflight", &args.inflight.to_string()])
         .args(["--reply", reply_name(args.reply)])
+        .args(payload_args(args))
         .args(["--duration", &(set.warmup + set.duration).to_string()])
         .args(["--warmup", &set.warmup.to_string(), "--drain", "2"])
         .args(["--server-pid", &server.id().to_string()])
@@ -472,6 +482,19 @@ fn one_run(
         sample.note = format!("{} errors, first: {first}", sample.errors);
     }
     sample
+}
+
+/// The generator options for the payload pattern and compression.
+fn payload_args(a: &CompareArgs) -> Vec<&'static str> {
+    let pattern = match a.payload {
+        Pattern::Random => "random",
+        Pattern::Json => "json",
+    };
+    let mut v = vec!["--payload", pattern];
+    if a.deflate {
+        v.push("--deflate");
+    }
+    v
 }
 
 fn reply_name(r: ReplyMode) -> &'static str {
@@ -664,13 +687,22 @@ pub fn compare(args: CompareArgs) -> Result<bool, CompareError> {
         ReplyMode::Json => "JSON reply servers (each text message p answered with {\"name\":p,\"age\":18,\"description\":p+\"很厉害!!!!\"}, verified byte for byte)",
     };
     let header = format!(
-        "{what} on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing. Ratios are to {}.\n",
+        "{what} on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection; {} payloads{}. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing. Ratios are to {}.\n",
         set.repetitions,
         set.duration,
         set.warmup,
         if pin { "pinned to CPU 0" } else { "unpinned" },
         if pin { " pinned to CPU 1" } else { "" },
         args.inflight,
+        match args.payload {
+            Pattern::Random => "random",
+            Pattern::Json => "JSON-like",
+        },
+        if args.deflate {
+            ", permessage-deflate offered"
+        } else {
+            ""
+        },
         load_before,
         loadavg(),
         names[0]
@@ -758,6 +790,13 @@ mod tests {
             servers(&twice, p),
             Err(CompareError::Duplicate(_))
         ));
+    }
+
+    #[test]
+    fn payload_and_deflate_pass_to_every_run() {
+        assert_eq!(payload_args(&args(&[])), ["--payload", "random"]);
+        let a = args(&["--payload", "json", "--deflate"]);
+        assert_eq!(payload_args(&a), ["--payload", "json", "--deflate"]);
     }
 
     #[test]

@@ -1,15 +1,23 @@
 //! Self-describing, checkable message payloads.
 //!
-//! Invariants: a payload is entirely ASCII (bytes 0x40..=0x7F), so the same
-//! bytes are valid as a text or a binary message; its first [`HEADER`] bytes
-//! carry the connection id and the sequence number (one nibble per byte), the
-//! rest is a pattern that is a pure function of (connection, sequence,
-//! offset). So an echo can be checked with no copy of what was sent: a flipped
-//! byte, a payload from another connection or another sequence number, or a
-//! truncated one is always caught. Filling and checking work a word at a time
-//! and allocate nothing.
+//! Invariants: a payload is entirely ASCII (no control character but 0x7F),
+//! so the same bytes are valid as a text or a binary message; its first
+//! [`HEADER`] bytes carry the connection id and the sequence number (one
+//! nibble per byte, 0x40..=0x4F), the rest is a pattern that is a pure
+//! function of (connection, sequence, offset): by default bytes 0x40..=0x7F
+//! that barely compress, or with [`Pattern::Json`] JSON-like text that does
+//! (see `json`). So an echo can be checked with no copy of what was sent: a
+//! flipped byte, a payload from another connection or another sequence
+//! number, or a truncated one is always caught. Filling and checking work a
+//! word at a time and allocate nothing; the pattern is chosen once per
+//! message (or per piece of an echo), never per byte.
 
 use crate::rng::splitmix;
+
+mod json;
+mod pattern;
+
+pub use pattern::Pattern;
 
 /// Bytes taken by the connection id (8 nibbles) and sequence (16 nibbles).
 pub const HEADER: usize = 24;
@@ -121,10 +129,10 @@ fn key_word(key: [u8; 4]) -> u64 {
 /// queued with `queue_with`.
 pub const NO_MASK: [u8; 4] = [0; 4];
 
-/// Write the payload for message `seq` of connection `conn` into `out`
-/// (its whole length is the payload; at least [`MIN_SIZE`]), already masked
-/// with `key` (all zeros: unmasked). One pass, no copy.
-pub fn fill(out: &mut [u8], conn: u32, seq: u64, key: [u8; 4]) {
+/// Write the header of message `seq` of connection `conn`, masked with
+/// `key`; returns the key as a word, for the body.
+#[inline(always)]
+fn fill_header(out: &mut [u8], conn: u32, seq: u64, key: [u8; 4]) -> u64 {
     debug_assert!(out.len() >= MIN_SIZE);
     let k = key_word(key);
     let head = [
@@ -135,6 +143,15 @@ pub fn fill(out: &mut [u8], conn: u32, seq: u64, key: [u8; 4]) {
     for (c, w) in out[..HEADER].chunks_exact_mut(8).zip(head) {
         c.copy_from_slice(&(w ^ k).to_le_bytes());
     }
+    k
+}
+
+/// Write the payload for message `seq` of connection `conn` into `out` in
+/// the random pattern (its whole length is the payload; at least
+/// [`MIN_SIZE`]), already masked with `key` (all zeros: unmasked). One
+/// pass, no copy.
+pub fn fill(out: &mut [u8], conn: u32, seq: u64, key: [u8; 4]) {
+    let k = fill_header(out, conn, seq, key);
     let s = seed(conn, seq);
     let mut chunks = out[HEADER..].chunks_exact_mut(8);
     let mut x = s;
@@ -169,8 +186,8 @@ pub fn check_body(payload: &[u8], conn: u32, seq: u64) -> Result<(), Mismatch> {
     check_range(&payload[HEADER..], conn, seq, 0)
 }
 
-/// Check `bytes`, which should be the pattern of message (`conn`, `seq`)
-/// starting `offset` bytes after the header. Echoes may arrive in fragments
+/// Check `bytes`, which should be the random pattern of message (`conn`,
+/// `seq`) starting `offset` bytes after the header. Echoes may arrive in fragments
 /// cut anywhere, so any offset is accepted.
 #[inline]
 pub fn check_range(bytes: &[u8], conn: u32, seq: u64, offset: usize) -> Result<(), Mismatch> {
@@ -235,20 +252,28 @@ pub struct Pieces {
     seq: Option<Result<u64, Mismatch>>,
     /// Longer than its sequence number says, or a pattern byte differs.
     bad: bool,
+    /// What follows the header in every message.
+    pattern: Pattern,
 }
 
 impl Default for Pieces {
     fn default() -> Self {
+        Pieces::new(Pattern::Random)
+    }
+}
+
+impl Pieces {
+    /// Checks payloads of this pattern.
+    pub fn new(pattern: Pattern) -> Self {
         Pieces {
             len: 0,
             head: [0; HEADER],
             seq: None,
             bad: false,
+            pattern,
         }
     }
-}
 
-impl Pieces {
     /// A new message begins.
     #[inline]
     pub fn start(&mut self) {
@@ -284,7 +309,9 @@ impl Pieces {
         let offset = self.len as usize - HEADER;
         self.len += bytes.len() as u64;
         if let (Some(Ok(seq)), false) = (self.seq, self.bad) {
-            if self.len > size_of(seq) as u64 || check_range(bytes, conn, seq, offset).is_err() {
+            if self.len > size_of(seq) as u64
+                || self.pattern.check_range(bytes, conn, seq, offset).is_err()
+            {
                 self.bad = true;
             }
         }

@@ -5,9 +5,10 @@
 //! `client`). In `json` mode the answer to payload `p` is exactly what
 //! serde_json writes for `{"name": p, "age": 18, "description": p +
 //! "很厉害!!!!"}` with the keys in that order and no whitespace. Payload bytes
-//! are 0x40..=0x7F, so the only one serde_json escapes is the backslash
-//! (written `\\`); 0x7F is written as is. A [`JsonCheck`] walks a reply
-//! piece by piece, wherever fragments or reads cut it: the literal parts
+//! are printable ASCII or 0x7F, so the only ones serde_json escapes are
+//! the backslash (in random payloads, written `\\`) and the quote (in JSON
+//! payloads, written `\"`); 0x7F is written as is. A [`JsonCheck`] walks a
+//! reply piece by piece, wherever fragments or reads cut it: the literal parts
 //! are compared byte for byte, and both strings are unescaped on the fly and
 //! checked with the payload functions (connection id, sequence number,
 //! pattern, exact length), so nothing is copied but the 24 header bytes and
@@ -16,7 +17,7 @@
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::payload::{self, HEADER};
+use crate::payload::{self, Pattern, HEADER};
 
 /// What the server answers to each message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
@@ -38,9 +39,9 @@ pub const MIDDLE: &[u8] = br#"","age":18,"description":""#;
 pub const SUFFIX: &[u8] = "很厉害!!!!\"}".as_bytes();
 
 /// The length of the JSON reply to a payload of `size` bytes of which
-/// `backslashes` are backslashes (each written as two bytes, twice).
-pub const fn json_len(size: usize, backslashes: usize) -> usize {
-    PREFIX.len() + MIDDLE.len() + SUFFIX.len() + 2 * (size + backslashes)
+/// `escaped` are backslashes or quotes (each written as two bytes, twice).
+pub const fn json_len(size: usize, escaped: usize) -> usize {
+    PREFIX.len() + MIDDLE.len() + SUFFIX.len() + 2 * (size + escaped)
 }
 
 /// The parts of a JSON reply, in order.
@@ -113,35 +114,32 @@ pub struct JsonCheck {
     /// The payload's size, known once the name's header is read.
     size: usize,
     fault: Option<Fault>,
+    /// What follows the payload header in both strings.
+    pattern: Pattern,
 }
 
 impl Default for JsonCheck {
     fn default() -> Self {
-        JsonCheck {
-            part: Part::Prefix,
-            at: 0,
-            escape: false,
-            head: [0; HEADER],
-            seq: None,
-            size: 0,
-            fault: None,
-        }
+        JsonCheck::new(Pattern::Random)
     }
 }
 
-/// The index of the first backslash in `b`, a word at a time.
+/// The index of the first backslash or quote in `b`, a word at a time: in
+/// a string, either starts an escape or is a fault.
 #[inline]
-fn find_backslash(b: &[u8]) -> Option<usize> {
+fn find_special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     const SLASHES: u64 = 0x5C5C_5C5C_5C5C_5C5C;
+    const QUOTES: u64 = 0x2222_2222_2222_2222;
+    // The lowest byte flagged is the first zero byte of `w` (a borrow can
+    // only flag bytes above a real zero).
+    let zeros = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
     let mut chunks = b.chunks_exact(8);
     let mut i = 0;
     for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().unwrap()) ^ SLASHES;
-        // The lowest byte flagged here is the first zero byte of `w` (a
-        // borrow can only flag bytes above a real zero).
-        let z = w.wrapping_sub(ONES) & !w & HIGHS;
+        let w = u64::from_le_bytes(c.try_into().unwrap());
+        let z = zeros(w ^ SLASHES) | zeros(w ^ QUOTES);
         if z != 0 {
             return Some(i + z.trailing_zeros() as usize / 8);
         }
@@ -150,11 +148,25 @@ fn find_backslash(b: &[u8]) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&c| c == b'\\')
+        .position(|&c| c == b'\\' || c == b'"')
         .map(|k| i + k)
 }
 
 impl JsonCheck {
+    /// Checks replies to payloads of this pattern.
+    pub fn new(pattern: Pattern) -> Self {
+        JsonCheck {
+            part: Part::Prefix,
+            at: 0,
+            escape: false,
+            head: [0; HEADER],
+            seq: None,
+            size: 0,
+            fault: None,
+            pattern,
+        }
+    }
+
     /// Get ready for the next reply.
     #[inline]
     pub fn start(&mut self) {
@@ -221,13 +233,14 @@ impl JsonCheck {
         while i < bytes.len() && self.part == part && self.fault.is_none() {
             if self.escape {
                 // serde_json escapes nothing else in a payload.
-                if bytes[i] != b'\\' {
+                let c = bytes[i];
+                if c != b'\\' && c != b'"' {
                     self.fault = Some(Fault::Wrong(part));
                     return i;
                 }
                 self.escape = false;
                 i += 1;
-                self.take(b"\\", conn, size_of);
+                self.take(&[c], conn, size_of);
                 continue;
             }
             // Unescaped bytes still due: up to the end of the header, then
@@ -239,10 +252,15 @@ impl JsonCheck {
                 self.size - self.at
             };
             let run = &bytes[i..bytes.len().min(i + due)];
-            let plain = find_backslash(run).unwrap_or(run.len());
+            let plain = find_special(run).unwrap_or(run.len());
             self.take(&run[..plain], conn, size_of);
             i += plain;
-            if plain < run.len() {
+            if plain < run.len() && self.fault.is_none() {
+                if run[plain] == b'"' {
+                    // Unescaped: the string ends short, or is not JSON.
+                    self.fault = Some(Fault::Wrong(part));
+                    return i;
+                }
                 self.escape = true;
                 i += 1;
             }
@@ -272,7 +290,8 @@ impl JsonCheck {
             }
         } else {
             let seq = self.seq.unwrap_or(0);
-            if payload::check_range(run, conn, seq, self.at - HEADER).is_err() {
+            let offset = self.at - HEADER;
+            if self.pattern.check_range(run, conn, seq, offset).is_err() {
                 self.fault = Some(Fault::Wrong(self.part));
                 return;
             }
@@ -290,192 +309,4 @@ impl JsonCheck {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What serde_json writes for the reply, field order as declared.
-    fn serde_reply(p: &[u8]) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Reply<'a> {
-            name: &'a str,
-            age: u32,
-            description: String,
-        }
-        let name = std::str::from_utf8(p).unwrap();
-        serde_json::to_vec(&Reply {
-            name,
-            age: 18,
-            description: format!("{name}很厉害!!!!"),
-        })
-        .unwrap()
-    }
-
-    fn payload(len: usize, conn: u32, seq: u64) -> Vec<u8> {
-        let mut v = vec![0; len];
-        payload::fill(&mut v, conn, seq, [0; 4]);
-        v
-    }
-
-    /// A payload of `len` bytes whose body holds backslashes.
-    fn payload_with_backslashes(len: usize, conn: u32) -> (Vec<u8>, u64) {
-        (0..)
-            .map(|seq| (payload(len, conn, seq), seq))
-            .find(|(p, _)| p[HEADER..].iter().filter(|&&b| b == b'\\').count() >= 2)
-            .unwrap()
-    }
-
-    fn check(reply: &[u8], conn: u32, size: usize, cuts: &[usize]) -> Verdict {
-        let mut c = JsonCheck::default();
-        c.start();
-        let mut from = 0;
-        for &cut in cuts.iter().chain([reply.len()].iter()) {
-            c.feed(&reply[from..cut], conn, |_| size);
-            from = cut;
-        }
-        c.finish()
-    }
-
-    #[test]
-    fn serde_json_escapes_only_the_backslash() {
-        let all: Vec<u8> = (0x40..=0x7Fu8).collect();
-        let s = std::str::from_utf8(&all).unwrap();
-        let json = serde_json::to_string(s).unwrap();
-        let mut want = String::from("\"");
-        for c in s.chars() {
-            if c == '\\' {
-                want.push('\\');
-            }
-            want.push(c);
-        }
-        want.push('"');
-        assert_eq!(json, want);
-        assert!(json.contains('\x7F'), "0x7F is written as is");
-    }
-
-    #[test]
-    fn literals_and_length_match_serde_json() {
-        let (p, _) = payload_with_backslashes(100, 1);
-        let slashes = p.iter().filter(|&&b| b == b'\\').count();
-        let reply = serde_reply(&p);
-        assert_eq!(reply.len(), json_len(p.len(), slashes));
-        assert!(reply.starts_with(PREFIX));
-        assert!(reply.ends_with(SUFFIX));
-    }
-
-    #[test]
-    fn accepts_serde_json_replies_cut_anywhere() {
-        let mut cases: Vec<(Vec<u8>, u64)> =
-            [24, 25, 32, 33].map(|len| (payload(len, 7, 3), 3)).into();
-        cases.extend([64, 200, 1024].map(|len| payload_with_backslashes(len, 7)));
-        for (p, seq) in cases {
-            let len = p.len();
-            let reply = serde_reply(&p);
-            let ok = Verdict {
-                seq: Some(seq),
-                fault: None,
-            };
-            assert_eq!(check(&reply, 7, len, &[]), ok, "len {len}");
-            for cut in 0..=reply.len() {
-                assert_eq!(check(&reply, 7, len, &[cut]), ok, "len {len} cut {cut}");
-            }
-            // Byte by byte: every escape is split from what it escapes.
-            let all: Vec<usize> = (1..reply.len()).collect();
-            assert_eq!(check(&reply, 7, len, &all), ok, "len {len}");
-        }
-    }
-
-    #[test]
-    fn every_altered_byte_is_caught() {
-        let (p, _) = payload_with_backslashes(80, 2);
-        let reply = serde_reply(&p);
-        for at in 0..reply.len() {
-            for flip in [0x01, 0x20] {
-                let mut r = reply.clone();
-                r[at] ^= flip;
-                let v = check(&r, 2, p.len(), &[at]);
-                assert!(v.fault.is_some(), "flip {flip:#x} at {at} missed");
-            }
-        }
-    }
-
-    #[test]
-    fn truncated_long_and_foreign_replies_are_caught() {
-        let (p, seq) = payload_with_backslashes(64, 5);
-        let reply = serde_reply(&p);
-        for end in 0..reply.len() {
-            let v = check(&reply[..end], 5, p.len(), &[]);
-            assert!(matches!(v.fault, Some(Fault::Short(_))), "end {end}: {v:?}");
-        }
-        let mut long = reply.clone();
-        long.push(b' ');
-        assert_eq!(check(&long, 5, p.len(), &[]).fault, Some(Fault::Long));
-        // The echo instead of the JSON.
-        assert_eq!(
-            check(&p, 5, p.len(), &[]).fault,
-            Some(Fault::Wrong(Part::Prefix))
-        );
-        // Another connection's message.
-        let v = check(&reply, 6, p.len(), &[]);
-        assert_eq!(v.fault, Some(Fault::Wrong(Part::Name)));
-        // A description that answers another message.
-        let other = serde_reply(&payload(64, 5, seq + 1));
-        let split = |r: &[u8]| {
-            let at = r.windows(MIDDLE.len()).position(|w| w == MIDDLE).unwrap();
-            (r[..at].to_vec(), r[at..].to_vec())
-        };
-        let mut mixed = split(&reply).0;
-        mixed.extend(split(&other).1);
-        let v = check(&mixed, 5, p.len(), &[]);
-        assert_eq!(v.seq, Some(seq));
-        assert_eq!(v.fault, Some(Fault::Wrong(Part::Description)));
-    }
-
-    #[test]
-    fn escaping_must_be_exact() {
-        let (p, _) = payload_with_backslashes(64, 9);
-        let reply = serde_reply(&p);
-        // A backslash left unescaped shortens the string: caught.
-        let at = PREFIX.len()
-            + reply[PREFIX.len()..]
-                .iter()
-                .position(|&b| b == b'\\')
-                .unwrap();
-        let mut unescaped = reply.clone();
-        unescaped.remove(at);
-        assert!(check(&unescaped, 9, p.len(), &[]).fault.is_some());
-        // The same byte escaped another way (\u005c) is not what serde_json
-        // writes: caught.
-        let mut other = reply[..at].to_vec();
-        other.extend_from_slice(br"\u005c");
-        other.extend_from_slice(&reply[at + 2..]);
-        assert_eq!(
-            check(&other, 9, p.len(), &[]).fault,
-            Some(Fault::Wrong(Part::Name))
-        );
-    }
-
-    #[test]
-    fn a_wrong_length_payload_is_caught() {
-        let p = payload(40, 1, 0);
-        let reply = serde_reply(&p);
-        // The size expected for that message differs.
-        assert!(check(&reply, 1, 41, &[]).fault.is_some());
-        assert!(check(&reply, 1, 39, &[]).fault.is_some());
-    }
-
-    #[test]
-    fn finds_backslashes() {
-        let mut b = vec![b'A'; 40];
-        assert_eq!(find_backslash(&b), None);
-        for at in 0..40 {
-            b[at] = b'\\';
-            assert_eq!(find_backslash(&b), Some(at));
-            b[39] = b'\\';
-            assert_eq!(find_backslash(&b), Some(at));
-            b[39] = b'A';
-            b[at] = b'A';
-        }
-        // Bytes next to 0x5C are not taken for it.
-        assert_eq!(find_backslash(b"[]]]]][[]]]]][[]]]"), None);
-    }
-}
+mod tests;

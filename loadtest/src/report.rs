@@ -60,6 +60,10 @@ pub struct Summary {
     pub text: bool,
     /// What the server was expected to answer.
     pub reply: crate::reply::ReplyMode,
+    /// What followed each payload's header.
+    pub payload: crate::payload::Pattern,
+    /// permessage-deflate was offered (the server may have declined).
+    pub deflate: bool,
     pub sizes: Vec<usize>,
     pub inflight: u32,
     pub rate: Option<f64>,
@@ -121,6 +125,8 @@ impl Summary {
             mode: args.mode,
             text: args.sends_text(),
             reply: args.reply,
+            payload: args.payload,
+            deflate: args.deflate,
             sizes: args.sizes.clone(),
             inflight: args.window(),
             rate: args.rate,
@@ -163,7 +169,7 @@ impl Summary {
         let _ = writeln!(o, "target          {}", self.url);
         let _ = writeln!(
             o,
-            "traffic         {:?}, {} B{}{}, {}, window {}",
+            "traffic         {:?}, {} B{}{}{}{}, {}, window {}",
             self.mode,
             self.sizes
                 .iter()
@@ -171,6 +177,15 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join("/"),
             if self.text { " text" } else { " binary" },
+            match self.payload {
+                crate::payload::Pattern::Random => ", random payload",
+                crate::payload::Pattern::Json => ", JSON-like payload",
+            },
+            if self.deflate {
+                ", permessage-deflate offered"
+            } else {
+                ""
+            },
             match self.reply {
                 crate::reply::ReplyMode::Echo => "",
                 crate::reply::ReplyMode::Json => ", JSON replies",

@@ -195,9 +195,9 @@ fn sleep_until(epoch: Instant, ns: u64) {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
-    args.validate().map_err(RunError::Args)?;
-    let plan = Plan {
+/// What every connection of a run sends and expects.
+fn plan(args: &RunArgs) -> Plan {
+    Plan {
         target: args.conn.url.clone(),
         sizes: args.sizes.clone(),
         kind: if args.sends_text() {
@@ -207,7 +207,14 @@ pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
         },
         window: args.window() as usize,
         reply: args.reply,
-    };
+        payload: args.payload,
+        deflate: args.deflate,
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
+    args.validate().map_err(RunError::Args)?;
+    let plan = plan(args);
     let duration = args.duration();
     let timeline_secs = (duration + args.drain).ceil() as usize + 2;
     let task = |fraction: f64| Task::Traffic {
@@ -274,6 +281,8 @@ pub fn idle(args: &IdleArgs) -> Result<IdleSummary, RunError> {
         kind: MessageKind::Binary,
         window: 1,
         reply: crate::reply::ReplyMode::Echo,
+        payload: crate::payload::Pattern::Random,
+        deflate: false,
     };
     let rss_before = args.pid.and_then(|p| procfs::status_bytes(p, "VmRSS"));
     let conns = f64::from(args.conn.connections);
@@ -338,5 +347,25 @@ mod tests {
         ids.sort();
         assert_eq!(ids, (0..10).collect::<Vec<_>>());
         assert_eq!(total, 25);
+    }
+
+    #[test]
+    fn deflate_offer_follows_the_flag() {
+        use clap::Parser;
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["x", "run", "ws://127.0.0.1:9/"];
+            argv.extend_from_slice(extra);
+            match crate::args::Cli::try_parse_from(argv).unwrap().command {
+                crate::args::Command::Run(r) => r,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(plan(&args(&[])).client_config().deflate, None);
+        let p = plan(&args(&["--deflate", "--payload", "json"]));
+        assert_eq!(p.payload, crate::payload::Pattern::Json);
+        let offer = p.client_config().deflate.unwrap();
+        assert!(offer.server_no_context_takeover);
+        assert_eq!(offer.server_max_window_bits, 15);
+        assert_eq!(offer.threshold, 0);
     }
 }

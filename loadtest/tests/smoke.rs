@@ -90,6 +90,26 @@ fn tungstenite_threads_pingpong_and_pipelined() {
         ],
     );
     assert_clean(code, &v);
+    // JSON-like payloads, echoes cut across reads.
+    let (code, v) = generate(
+        port,
+        &[
+            "-c",
+            "2",
+            "--duration",
+            "0.5",
+            "--mode",
+            "pipelined",
+            "--payload",
+            "json",
+            "--size",
+            "100",
+            "--size",
+            "20000",
+        ],
+    );
+    assert_clean(code, &v);
+    assert_eq!(v["payload"], "json");
 }
 
 /// Optional: the zerows server itself, when `ZEROWS_BIN` names its binary.
@@ -114,6 +134,25 @@ fn zerows_server_if_built() {
         ],
     );
     assert_clean(code, &v);
+    let (code, v) = generate(
+        port,
+        &[
+            "-c",
+            "4",
+            "--duration",
+            "1",
+            "--payload",
+            "json",
+            "--text",
+            "--size",
+            "32",
+            "--size",
+            "3000",
+        ],
+    );
+    assert_clean(code, &v);
+    assert_eq!(v["payload"], "json");
+    assert_eq!(v["deflate"], false);
 }
 
 /// JSON replies from the tokio-tungstenite peer: payloads of 3000 bytes
@@ -162,6 +201,26 @@ fn json_replies_from_tokio_tungstenite() {
         ],
     );
     assert_clean(code, &v);
+    // JSON-like payloads are full of quotes, each escaped in both strings.
+    let (code, v) = generate(
+        port,
+        &[
+            "--reply",
+            "json",
+            "--payload",
+            "json",
+            "-c",
+            "4",
+            "--duration",
+            "1",
+            "--size",
+            "32",
+            "--size",
+            "3000",
+        ],
+    );
+    assert_clean(code, &v);
+    assert_eq!(v["payload"], "json");
 }
 
 /// An echo is not the JSON reply: in json mode every one of them must be
