@@ -17,7 +17,8 @@
 //!   copy. Any other frame is handed out as its bytes arrive.
 //! * A compressed message (RSV1 on its first frame, accepted only once
 //!   permessage-deflate is agreed) is handed out as [`Event::Packed`]
-//!   pieces, as they come, for the connection to inflate: its text is
+//!   pieces, as they come (never held whole), for the connection to
+//!   inflate: its text is
 //!   validated once inflated, and its size is limited on the wire only
 //!   loosely ([`packed_limit`]), since its inflated size is what counts.
 
@@ -237,7 +238,12 @@ impl Reader {
                     self.remaining = h.len;
                     self.reading = Reading::Payload {
                         fin: h.fin,
-                        whole: h.fin && opens.is_some() && hl as u64 + h.len <= whole as u64,
+                        // A compressed frame is copied to be inflated anyway,
+                        // and inflating what has come fails a bomb fast.
+                        whole: h.fin
+                            && opens.is_some()
+                            && !self.packed
+                            && hl as u64 + h.len <= whole as u64,
                     };
                 }
                 Reading::Payload { fin, whole } => {

@@ -423,3 +423,34 @@ fn sending_compressed_keeps_the_frame_rules() {
     );
     assert!(r.is_err() && !emitted, "no data after our close");
 }
+
+/// A compressed frame is inflated as it arrives, not held until whole: a
+/// bomb fails with 1009 before its frame has all come, whatever the
+/// buffer's size (found by the `client` fuzz target).
+#[test]
+fn a_bomb_fails_before_its_frame_is_complete() {
+    let packed = pack(&vec![0u8; 4 << 20]);
+    let mut frame = server(true, opcode::BINARY, true, &packed);
+    frame.extend_from_slice(&[0; 100]); // announced, never sent
+    let len = frame.len() - 100;
+    let hl = len - packed.len();
+    frame[2..4].copy_from_slice(&((packed.len() + 100) as u16).to_be_bytes());
+    assert_eq!(hl, 4, "a 16-bit length");
+    for whole in [256, 1 << 20] {
+        let mut c = conn(1 << 16, TERMS);
+        let mut keys = Keys::seeded(3);
+        let mut buf = frame[..len].to_vec();
+        let mut err = None;
+        for _ in 0..10 {
+            match c.handle_input(&mut buf, whole, &mut keys, 1) {
+                Ok((n, Some(_))) => drop(buf.drain(..n)),
+                Ok((_, None)) => break,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(err, Some(ProtocolError::MessageTooBig), "whole {whole}");
+    }
+}
