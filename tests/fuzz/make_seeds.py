@@ -136,12 +136,39 @@ fin = zlib.compressobj(6, zlib.DEFLATED, -15)
 fin = fin.compress(b"final block") + fin.flush(zlib.Z_FINISH)
 dconn("deflate-final-block", [4, 0, 0, 4], 1, [], cf(1, fin, rsv=RSV1) + cf(1, fin + b"\0", rsv=RSV1))
 
-# client: whole/16, npieces | pieces | server frames (unmasked)
-def sf(op, payload, fin=True):
-    return hdr(fin, op, len(payload)) + payload
+# client: whole/16, flags | npieces | pieces | server frames (unmasked);
+# flags 0x10: permessage-deflate agreed, 0x20: the server keeps its context.
+def sf(op, payload, fin=True, rsv=0):
+    h = bytearray(hdr(fin, op, len(payload)))
+    h[0] |= rsv
+    return bytes(h) + payload
 
-def client(name, whole, pieces, body):
-    write("client", name, bytes([whole, len(pieces)]) + bytes(pieces) + body)
+def client(name, whole, pieces, body, flags=0):
+    write("client", name, bytes([whole, flags | len(pieces)]) + bytes(pieces) + body)
+
+def spacked(op, data, parts=1, z=None):
+    if z is None:
+        p = pack(data)
+    else:
+        p = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+        p = p[:-4]
+    step = max(1, -(-len(p) // parts))
+    cuts = [p[i:i + step] for i in range(0, len(p), step)] or [b""]
+    return b"".join(sf(op if i == 0 else 0, c, fin=i == len(cuts) - 1, rsv=RSV1 if i == 0 else 0)
+                    for i, c in enumerate(cuts))
+
+D, T = 0x10, 0x20
+client("deflate", 4, [], spacked(1, js) + spacked(2, bytes(5000), parts=3) + sf(1, b"plain")
+       + spacked(1, b"") + sf(8, b"\x03\xe8"), flags=D)
+client("deflate-frag-ping", 0, [3, 1, 9], sf(1, fr[:9], fin=False, rsv=RSV1) + sf(9, b"mid")
+       + sf(0, fr[9:30], fin=False) + sf(0, fr[30:]), flags=D)
+zt = zlib.compressobj(6, zlib.DEFLATED, -15)
+client("deflate-takeover", 2, [5], spacked(1, js, z=zt) + spacked(1, js, z=zt, parts=2), flags=D | T)
+client("deflate-bomb", 1, [], spacked(2, bytes(1 << 20)), flags=D)
+client("deflate-broken", 1, [], sf(2, b"\xff\xff\xff", rsv=RSV1), flags=D)
+client("deflate-bad-utf8", 1, [2], spacked(1, b"ok " + utf + b"\xff no"), flags=D)
+client("deflate-final-block", 1, [], sf(1, fin, rsv=RSV1) + sf(1, fin + b"\0", rsv=RSV1), flags=D)
+client("deflate-rsv1-cont", 1, [], sf(1, b"ab", fin=False) + sf(0, pack(b"c"), rsv=RSV1), flags=D)
 
 cut = "aé€𝄞z".encode()
 client("text", 4, [], sf(1, b"Hello world!"))

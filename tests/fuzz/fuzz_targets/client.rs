@@ -4,12 +4,15 @@
 //! Input layout:
 //! * byte 0: `whole`, the buffer size up to which a one-frame message is
 //!   held until complete (times 16);
-//! * byte 1: low 4 bits: how many piece-size bytes follow;
+//! * byte 1: low 4 bits: how many piece-size bytes follow; bit 4:
+//!   permessage-deflate agreed (RSV1 messages are inflated), bit 5: with
+//!   the server keeping its context;
 //! * those bytes: sizes of the pieces the input arrives in (cycled);
 //! * the rest: what the server sends after its 101.
 //!
 //! Invariants: nothing panics; every range lies in what was consumed; every
-//! text piece is UTF-8 and pieces follow first/last order; everything the
+//! text piece (inflated or not) is UTF-8 and pieces follow first/last
+//! order; everything the
 //! client writes is a masked client frame (pongs echoing the ping, one
 //! close with a valid code, nothing after it); after an error a close with
 //! that error's code is queued and input is dropped; and the same bytes
@@ -18,6 +21,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use zerows::deflate::ClientTerms;
 use zerows::frame::{self, opcode, Role};
 use zerows::proto::client::conn::{ClientConn, Stage};
 use zerows::proto::client::keys::Keys;
@@ -38,8 +42,11 @@ struct Run {
     out: Vec<u8>,
 }
 
-fn run(stream: &[u8], pieces: &[usize], whole: usize) -> Run {
+fn run(stream: &[u8], pieces: &[usize], whole: usize, deflate: Option<ClientTerms>) -> Run {
     let mut c = ClientConn::new(1 << 16, std::time::Duration::from_secs(1));
+    if let Some(terms) = deflate {
+        c = c.with_deflate(terms, 128);
+    }
     let mut keys = Keys::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut fed = 0;
@@ -48,8 +55,10 @@ fn run(stream: &[u8], pieces: &[usize], whole: usize) -> Run {
     let mut msg: Option<(MessageKind, Vec<u8>)> = None;
     let mut error = None;
     let mut out = Vec::new();
-    // Bounded: every pass consumes input or feeds more, and input is finite.
-    for _ in 0..stream.len() * 4 + 16 {
+    // Bounded: every pass consumes input, feeds more, or hands out an
+    // inflated step (at most two per piece within the 64 KiB limit), and
+    // input is finite.
+    for _ in 0..stream.len() * 8 + 64 {
         let r = c.handle_input(&mut buf, whole.max(256), &mut keys, 1);
         out.extend_from_slice(c.pending());
         let n = c.pending().len();
@@ -78,9 +87,23 @@ fn run(stream: &[u8], pieces: &[usize], whole: usize) -> Run {
                     got.push(Got::Message(k, b));
                 }
             }
-            Some(Event::Packed { .. } | Event::Inflated { .. }) => {
-                unreachable!("permessage-deflate is not agreed")
+            Some(Event::Inflated { kind, first, last }) => {
+                assert!(deflate.is_some(), "inflated only when agreed");
+                let piece = c.inflated();
+                assert!(piece.len() <= 1 << 16);
+                if kind == MessageKind::Text {
+                    std::str::from_utf8(piece).expect("inflated text pieces are UTF-8");
+                }
+                assert_eq!(first, msg.is_none());
+                let m = msg.get_or_insert_with(|| (kind, Vec::new()));
+                assert_eq!(m.0, kind);
+                m.1.extend_from_slice(piece);
+                if last {
+                    let (k, b) = msg.take().unwrap();
+                    got.push(Got::Message(k, b));
+                }
             }
+            Some(Event::Packed { .. }) => unreachable!("the connection inflates what is packed"),
             Some(Event::Ping(at)) => got.push(Got::Ping(buf[at].to_vec())),
             Some(Event::Pong(at)) => got.push(Got::Pong(buf[at].to_vec())),
             Some(Event::Close { code, reason }) => {
@@ -157,10 +180,14 @@ fuzz_target!(|data: &[u8]| {
     } else {
         data[2..2 + n].iter().map(|&b| b as usize).collect()
     };
+    let deflate = (data[1] & 0x10 != 0).then_some(ClientTerms {
+        server_takeover: data[1] & 0x20 != 0,
+        client_window: 15,
+    });
     let stream = &data[2 + n..];
-    let a = run(stream, &pieces, whole);
+    let a = run(stream, &pieces, whole, deflate);
     check_output(&a);
-    let b = run(stream, &[usize::MAX], 1 << 20);
+    let b = run(stream, &[usize::MAX], 1 << 20, deflate);
     assert_eq!(a.got, b.got, "the split changed what was received");
     assert_eq!(a.error, b.error);
 });
