@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the Autobahn TestSuite client cases (groups 1-7, 9, 10; there is no group 8)
+# Run the Autobahn TestSuite client cases (groups 1-7, 9, 10, and 12-13 for
+# permessage-deflate, which the driver offers; there is no group 8)
 # against the zerows client, using kosoku (pip install kosoku==0.1.0) as the
 # fuzzing server and examples/autobahn_client.rs as the client under test.
 #
@@ -13,7 +14,7 @@
 #   --summary FILE    also write the markdown summary to FILE (e.g. docs/autobahn-client.md)
 #   --outdir DIR      report directory (default target/autobahn-client; one subdir per group)
 #   --port N          first port to try on 127.0.0.1 (default 9401; the next free one is used)
-#   --groups "1 2 6"  case groups to run (default "1 2 3 4 5 6 7 9 10"; 9 = performance)
+#   --groups "1 2 6"  case groups to run (default "1 2 3 4 5 6 7 9 10 12 13"; 9 = performance)
 #   --no-perf         skip group 9
 #   --case GLOB       run just these case ids/globs in one kosoku run (repeatable), e.g. --case '6.4.*'
 #   -h, --help
@@ -24,7 +25,7 @@
 #   AUTOBAHN_AGENT (zerows)            the agent name the reports are filed under
 #   AUTOBAHN_CLIENT_SUMMARY, AUTOBAHN_CLIENT_OUTDIR, AUTOBAHN_CLIENT_PORT,
 #   AUTOBAHN_CLIENT_GROUPS: as the options
-#   AUTOBAHN_GROUP_TIMEOUT (300)  seconds allowed per group (group 9: AUTOBAHN_PERF_TIMEOUT, 1200)
+#   AUTOBAHN_GROUP_TIMEOUT (300)  seconds allowed per group (groups 9 and 12: AUTOBAHN_PERF_TIMEOUT, 1200)
 #   AUTOBAHN_TIMEOUT (1800)       overall budget in seconds; groups not started by then are MISSING
 #   AUTOBAHN_STARTUP_TIMEOUT (30) seconds to wait for kosoku to listen
 #   AUTOBAHN_REPORT_TIMEOUT (60)  seconds to wait for kosoku to write its reports and exit
@@ -41,7 +42,7 @@ cd "$ROOT"
 SUMMARY=${AUTOBAHN_CLIENT_SUMMARY:-}
 OUTDIR=${AUTOBAHN_CLIENT_OUTDIR:-target/autobahn-client}
 PORT=${AUTOBAHN_CLIENT_PORT:-9401}
-GROUPS_TO_RUN=${AUTOBAHN_CLIENT_GROUPS:-"1 2 3 4 5 6 7 9 10"}
+GROUPS_TO_RUN=${AUTOBAHN_CLIENT_GROUPS:-"1 2 3 4 5 6 7 9 10 12 13"}
 GROUP_TIMEOUT=${AUTOBAHN_GROUP_TIMEOUT:-300}
 PERF_TIMEOUT=${AUTOBAHN_PERF_TIMEOUT:-1200}
 TOTAL_TIMEOUT=${AUTOBAHN_TIMEOUT:-1800}
@@ -271,6 +272,9 @@ else
         case "$g" in
             9) [ "$NO_PERF" = 1 ] || run_batch "group-9" "$PERF_TIMEOUT" "9.*" ;;
             *[!0-9]*|"") die "bad group '$g' (expected numbers like '1 2 9')" ;;
+            # Group 12: 1,000 compressed messages per case, each inflated
+            # and compressed again by the driver (about 4 minutes here).
+            12) run_batch "group-12" "$PERF_TIMEOUT" "12.*" ;;
             *) run_batch "group-$g" "$GROUP_TIMEOUT" "$g.*" ;;
         esac
     done
