@@ -207,8 +207,24 @@ pub fn check_range(bytes: &[u8], conn: u32, seq: u64, offset: usize) -> Result<(
         diff |= u64::from_le_bytes(c.try_into().unwrap()) ^ mix(x);
         x = x.wrapping_add(STEP);
     }
-    let want = mix(x).to_le_bytes();
-    for (a, b) in chunks.remainder().iter().zip(want) {
+    let next = mix(x).to_le_bytes();
+    conclude(diff, chunks.remainder(), next, bytes, offset, expected)
+}
+
+/// The end of a word-at-a-time check of `bytes` (from `offset` after the
+/// header): the bytes after the last whole word against the `next`
+/// expected word, then, only if anything differed, where the first
+/// difference is.
+#[inline]
+fn conclude(
+    mut diff: u64,
+    rest: &[u8],
+    next: [u8; 8],
+    bytes: &[u8],
+    offset: usize,
+    expected: impl Fn(usize) -> u8,
+) -> Result<(), Mismatch> {
+    for (a, b) in rest.iter().zip(next) {
         diff |= u64::from(a ^ b);
     }
     if diff == 0 {

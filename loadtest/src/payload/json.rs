@@ -14,7 +14,7 @@
 //! move any bytes. Below a few records the first one, sent as literals,
 //! dominates (a 1 KiB body compresses about 2.6×).
 
-use super::{key_word, seed, Mismatch, HEADER};
+use super::{key_word, seed, Mismatch};
 use crate::rng::splitmix;
 
 /// One record; printable ASCII without a backslash, so a JSON writer only
@@ -144,24 +144,13 @@ pub(super) fn check_range(
         }
         i += 1;
     }
-    let want = stamp(load(pos), s, i).to_le_bytes();
-    for (a, b) in chunks.remainder().iter().zip(want) {
-        diff |= u64::from(a ^ b);
-    }
-    if diff == 0 {
-        return Ok(());
-    }
-    let at = bytes
-        .iter()
-        .enumerate()
-        .position(|(k, &b)| b != expected(offset + k))
-        .unwrap_or(0);
-    Err(Mismatch::Content(HEADER + offset + at))
+    let next = stamp(load(pos), s, i).to_le_bytes();
+    super::conclude(diff, chunks.remainder(), next, bytes, offset, expected)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{sequence, Pattern, Pieces};
+    use super::super::{sequence, Pattern, Pieces, HEADER};
     use super::*;
 
     fn make(len: usize, conn: u32, seq: u64) -> Vec<u8> {
