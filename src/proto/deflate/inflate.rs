@@ -185,18 +185,20 @@ impl Inflater {
         out[..cl].copy_from_slice(&self.carry[..cl]);
         let room = out.len() - cl;
         let (in0, out0) = (self.z.total_in(), self.z.total_out());
-        let status = self
+        let result = self
             .z
-            .decompress(input, &mut out[cl..], FlushDecompress::None)
-            .map_err(|_| ProtocolError::BadDeflate)?;
+            .decompress(input, &mut out[cl..], FlushDecompress::None);
         let used = (self.z.total_in() - in0) as usize;
         let made = (self.z.total_out() - out0) as usize;
+        // What came out before a broken block counts first: past the limit,
+        // the message is too big however its bytes were split.
+        if self.total + made as u64 > limit {
+            return Err(ProtocolError::MessageTooBig);
+        }
+        let status = result.map_err(|_| ProtocolError::BadDeflate)?;
         let mut ready = 0;
         if made > 0 {
             self.total += made as u64;
-            if self.total > limit {
-                return Err(ProtocolError::MessageTooBig);
-            }
             let n = cl + made;
             ready = if text {
                 utf8::complete_prefix(&out[..n]).map_err(|_| ProtocolError::InvalidUtf8)?

@@ -454,3 +454,20 @@ fn a_bomb_fails_before_its_frame_is_complete() {
         assert_eq!(err, Some(ProtocolError::MessageTooBig), "whole {whole}");
     }
 }
+
+/// A bomb that also breaks after its limit: 1009 however the bytes are
+/// split, since what came out before the broken block counts first (found
+/// by the `client` fuzz target: all at once, the output of the failing
+/// call was dropped, and it was 1007).
+#[test]
+fn past_the_limit_then_broken_is_1009_however_split() {
+    // Just past the limit: all at once, one step fills, the next fails.
+    let mut bomb = pack(&vec![0u8; (64 << 10) + 100]);
+    bomb.extend_from_slice(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    let stream = packed_frames(opcode::BINARY, &bomb, 1);
+    for step in [16, 100, stream.len()] {
+        let mut c = conn(1 << 16, TERMS);
+        let (_, err, _) = run(&mut c, &stream, step);
+        assert_eq!(err, Some(ProtocolError::MessageTooBig), "step {step}");
+    }
+}
