@@ -141,7 +141,8 @@ struct Args {
     deflate_threshold: usize,
 
     /// Independent event loops, each on its own thread, sharing the port with
-    /// SO_REUSEPORT; nothing is shared between them.
+    /// SO_REUSEPORT; connections and buffers are per loop (only the metrics
+    /// are summed across loops).
     #[arg(long, env = "ZEROWS_THREADS", default_value_t = 1)]
     threads: usize,
 }
