@@ -34,13 +34,18 @@ pub struct CompareArgs {
         default_value = "zerows,tokio-tungstenite,tokio-tungstenite-current,tungstenite-threads,fastwebsockets"
     )]
     pub servers: Vec<String>,
-    /// The zerows server binary.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/zerows"))]
-    pub zerows: PathBuf,
+    /// The zerows server binary [default: `zerows` next to this program].
+    #[arg(long)]
+    pub zerows: Option<PathBuf>,
     /// The zerows JSON server (`cargo build --release --examples`), run for
-    /// `zerows` with --reply json; it takes the address as its argument.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/examples/json_reply"))]
-    pub zerows_json: PathBuf,
+    /// `zerows` with --reply json; it takes the address as its argument
+    /// [default: `examples/json_reply` next to this program].
+    #[arg(long)]
+    pub zerows_json: Option<PathBuf>,
+    /// Listen on ports from this one up (the first free), rather than on
+    /// ports the kernel picks: keeps the servers inside a chosen range.
+    #[arg(long)]
+    pub port_base: Option<u16>,
     /// What the servers answer: echo, or a JSON object for each text
     /// message (see `run --reply`). Passed on to every generator run.
     #[arg(long, value_enum, default_value = "echo")]
@@ -179,7 +184,15 @@ fn resolve(entry: &str, args: &CompareArgs, peers: &Path) -> Result<Option<Serve
         return Ok(Some(zerows_like(name, path.into(), path.into())));
     }
     Ok(Some(match entry {
-        "zerows" => zerows_like(entry, args.zerows.clone(), args.zerows_json.clone()),
+        // Found next to this program, where the workspace builds both, not
+        // where the source was: a build elsewhere (CARGO_TARGET_DIR) works.
+        "zerows" => zerows_like(
+            entry,
+            args.zerows.clone().unwrap_or_else(|| peers.join("zerows")),
+            args.zerows_json
+                .clone()
+                .unwrap_or_else(|| peers.join("examples").join("json_reply")),
+        ),
         "tokio-tungstenite" => tokio(entry, "multi"),
         "tokio-tungstenite-current" => tokio(entry, "current"),
         "tungstenite-threads" | "fastwebsockets" if json => return Ok(None),
@@ -199,8 +212,9 @@ fn resolve(entry: &str, args: &CompareArgs, peers: &Path) -> Result<Option<Serve
     }))
 }
 
-/// The servers to run, in order: resolved, deduplicated by label, and those
-/// without a binary (or without a JSON variant) skipped with a message.
+/// The servers to run, in order: resolved and deduplicated by label; those
+/// without a JSON variant are skipped with a message, and a missing binary
+/// is an error.
 fn servers(args: &CompareArgs, peers: &Path) -> Result<Vec<Server>, CompareError> {
     let mut out: Vec<Server> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
@@ -213,12 +227,12 @@ fn servers(args: &CompareArgs, peers: &Path) -> Result<Vec<Server>, CompareError
             return Err(CompareError::Duplicate(s.name));
         }
         labels.push(s.name.clone());
-        if !s.program.exists() {
-            // A missing zerows build should not stop the peers' comparison.
-            eprintln!("skipping {}", CompareError::Missing(s.name, s.program));
-            continue;
-        }
         out.push(s);
+    }
+    if let Some(s) = out.iter().find(|s| !s.program.exists()) {
+        // Loudly: a comparison quietly missing a server reads as if it had
+        // been run.
+        return Err(CompareError::Missing(s.name.clone(), s.program.clone()));
     }
     if out.is_empty() {
         return Err(CompareError::NoServers);
@@ -307,10 +321,23 @@ fn command(pin: Option<&str>, program: &Path) -> Command {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A free loopback port: the kernel's choice, or the first free from
+/// `base` up.
+fn free_port(base: Option<u16>) -> std::io::Result<u16> {
+    let Some(base) = base else {
+        return Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port());
+    };
+    (base..=u16::MAX)
+        .take(1000)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("no free port among the 1000 from {base}"),
+            )
+        })
 }
 
 /// Wait for `child` until `deadline`, then kill it.
@@ -376,7 +403,7 @@ fn one_run(
         errors: 0,
         note: String::new(),
     };
-    let port = match free_port() {
+    let port = match free_port(args.port_base) {
         Ok(p) => p,
         Err(e) => {
             sample.note = format!("no free port: {e}");
@@ -744,7 +771,9 @@ mod tests {
     fn echo_servers() {
         let z = resolved(&[], "zerows").unwrap();
         assert_eq!((z.listen, z.extra.len()), (Listen::Flag, 0));
-        assert!(z.program.ends_with("target/release/zerows"));
+        assert_eq!(z.program, Path::new("/p/zerows"), "next to this program");
+        let z = resolved(&["--zerows", "/x/zerows"], "zerows").unwrap();
+        assert_eq!(z.program, Path::new("/x/zerows"));
         let t = resolved(&[], "tokio-tungstenite-current").unwrap();
         assert_eq!(t.program, Path::new("/p/peer-tokio-tungstenite"));
         assert_eq!(t.extra, ["--runtime", "current", "--service", "echo"]);
@@ -754,6 +783,29 @@ mod tests {
         assert_eq!(ab.name, "base");
         assert_eq!(ab.program, Path::new("/b/zerows"));
         assert_eq!((ab.listen, ab.extra.len()), (Listen::Flag, 0));
+    }
+
+    #[test]
+    fn a_missing_binary_is_an_error_not_a_skip() {
+        let a = args(&["--servers", "zerows", "--zerows", "/nonexistent/zerows"]);
+        match servers(&a, Path::new("/p")) {
+            Err(CompareError::Missing(name, path)) => {
+                assert_eq!(
+                    (name.as_str(), path),
+                    ("zerows", "/nonexistent/zerows".into())
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ports_from_a_base() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = taken.local_addr().unwrap().port();
+        let got = free_port(Some(p)).unwrap();
+        assert!(got > p && got < p.saturating_add(1000), "{got} after {p}");
+        assert!(free_port(None).unwrap() > 0);
     }
 
     #[test]
