@@ -124,6 +124,15 @@ fn metrics_count_known_traffic() {
     let mut refused = Raw::connect(server.addr);
     refused.send(request(&["POST / HTTP/1.1", "Host: x"]).as_bytes());
     assert_eq!(refused.read_response_and_eof().status, 405);
+    // A plain request for another path is answered 404 but is no refused
+    // handshake; an upgrade attempt there is.
+    let mut plain = Raw::connect(server.addr);
+    plain.send(request(&["GET /other HTTP/1.1", "Host: x"]).as_bytes());
+    assert_eq!(plain.read_response_and_eof().status, 404);
+    let mut attempt = Raw::connect(server.addr);
+    attempt.send(upgrade_request("/other", &[]).as_bytes());
+    assert_eq!(attempt.read_response_and_eof().status, 404);
+    assert_eq!(http_get(server.addr, "/").0, 200);
     let (status, m) = http_get(server.addr, "/metrics");
     assert_eq!(status, 200);
     let want = [
@@ -144,7 +153,14 @@ fn metrics_count_known_traffic() {
             "zerows_close_frames_total{direction=\"sent\",code=\"1000\"}",
             3.0,
         ),
-        ("zerows_connections_total", 5.0),
+        (
+            "zerows_handshakes_total{result=\"refused\",reason=\"not_found\"}",
+            1.0,
+        ),
+        ("zerows_http_requests_total{route=\"not_found\"}", 1.0),
+        ("zerows_http_requests_total{route=\"page\"}", 1.0),
+        ("zerows_http_requests_total{route=\"metrics\"}", 1.0),
+        ("zerows_connections_total", 8.0),
         ("zerows_accepting", 1.0),
     ];
     for (name, v) in want {

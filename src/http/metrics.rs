@@ -11,6 +11,8 @@
 use std::io::Write;
 
 use crate::error::HandshakeError;
+#[cfg(doc)]
+use crate::events::Plain;
 
 /// Refusal reasons, in the order of [`reason_index`].
 const REASONS: [&str; 12] = [
@@ -46,6 +48,9 @@ fn reason_index(e: HandshakeError) -> usize {
     }
 }
 
+/// Plain request routes, in the order of [`Plain`]'s variants.
+const PLAIN: [&str; 4] = ["page", "metrics", "health", "not_found"];
+
 /// Close codes counted one by one: 1000–1015; anything else is "other".
 const CODES: usize = 16;
 
@@ -79,6 +84,8 @@ pub struct Metrics {
     pub connections_total: u64,
     pub handshakes_accepted: u64,
     pub refused: [u64; REASONS.len()],
+    /// Plain HTTP requests (no `Upgrade` header), by [`Plain`] route.
+    pub plain: [u64; PLAIN.len()],
     pub messages_in: u64,
     pub messages_out: u64,
     /// Payload bytes of data messages.
@@ -160,6 +167,7 @@ impl Metrics {
         self.connections_total += o.connections_total;
         self.handshakes_accepted += o.handshakes_accepted;
         each(&mut self.refused, &o.refused);
+        each(&mut self.plain, &o.plain);
         self.messages_in += o.messages_in;
         self.messages_out += o.messages_out;
         self.payload_in += o.payload_in;
@@ -228,6 +236,15 @@ impl Metrics {
                 o,
                 "zerows_handshakes_total{{result=\"refused\",reason=\"{r}\"}} {n}"
             )?;
+        }
+        metric(
+            o,
+            "http_requests_total",
+            "counter",
+            "Plain HTTP requests (no Upgrade header) by route.",
+        )?;
+        for (r, n) in PLAIN.iter().zip(self.plain) {
+            writeln!(o, "zerows_http_requests_total{{route=\"{r}\"}} {n}")?;
         }
         metric(
             o,
@@ -412,6 +429,7 @@ mod tests {
             ..Metrics::default()
         };
         m.refused(HandshakeError::ForbiddenOrigin);
+        m.plain[crate::events::Plain::NotFound as usize] += 4;
         m.close_sent[code_index(Some(1002))] += 2;
         m.close_received[code_index(None)] += 1;
         m.turn(5);
@@ -432,6 +450,8 @@ mod tests {
             "zerows_connections_total 10",
             "zerows_accepting 1",
             "zerows_handshakes_total{result=\"refused\",reason=\"origin\"} 1",
+            "zerows_http_requests_total{route=\"not_found\"} 4",
+            "zerows_http_requests_total{route=\"page\"} 0",
             "zerows_close_frames_total{direction=\"sent\",code=\"1002\"} 2",
             "zerows_close_frames_total{direction=\"received\",code=\"none\"} 1",
             "zerows_buffers{kind=\"read\",state=\"in_use\"} 1",

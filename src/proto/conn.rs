@@ -29,7 +29,7 @@ use crate::conn_id::ConnId;
 use crate::context::{self, Context, Tx};
 use crate::deflate::{Codec, Terms};
 use crate::error::{close_code, HandshakeError, ProtocolError};
-use crate::events::Events;
+use crate::events::{Events, Plain};
 use crate::frame::{self, opcode, Role};
 use crate::handshake::{self, HandshakeConfig, Outcome};
 use crate::service::{Delivery, Message, MessageKind};
@@ -574,6 +574,7 @@ impl Conn {
                     self.refuse(HandshakeError::NotWebSocket, tx, h);
                     return None;
                 };
+                h.plain(Plain::Page);
                 let n = http::write_page_head(tx.out.scratch_space(), page.len());
                 tx.out.commit_scratch(n);
                 tx.out.push_static(page);
@@ -581,10 +582,21 @@ impl Conn {
                 self.deadline = 0;
                 None
             }
+            Ok((Outcome::NotFound, _)) => {
+                h.plain(Plain::NotFound);
+                let n =
+                    http::write_error_response(tx.out.scratch_space(), HandshakeError::NotFound);
+                tx.out.commit_scratch(n);
+                self.stage = CLOSED;
+                self.deadline = 0;
+                None
+            }
             Ok((route @ (Outcome::Metrics | Outcome::Health), _)) => {
                 let answer = if route == Outcome::Metrics {
+                    h.plain(Plain::Metrics);
                     Route::Metrics
                 } else {
+                    h.plain(Plain::Health);
                     Route::Health
                 };
                 self.stage = Stage::Closed {

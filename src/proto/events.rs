@@ -38,8 +38,23 @@ pub trait Events {
     fn peer_closed(&mut self, code: Option<u16>);
     /// A close frame with `code` was queued.
     fn close_sent(&mut self, _code: u16) {}
+    /// A plain HTTP request (no upgrade attempted) was answered.
+    fn plain(&mut self, _route: Plain) {}
     /// The page for a plain GET, if any.
     fn page(&self) -> Option<&'static [u8]>;
+}
+
+/// What a plain HTTP request (one with no `Upgrade` header) asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plain {
+    /// The page.
+    Page,
+    /// The metrics.
+    Metrics,
+    /// The health check.
+    Health,
+    /// A path not served (404).
+    NotFound,
 }
 
 /// A service with no per-connection state can be driven as it is.
@@ -100,6 +115,10 @@ impl<S: Service> Events for Bound<'_, S> {
     fn refused(&mut self, err: HandshakeError) {
         self.metrics.refused(err);
         self.service.refused(err);
+    }
+
+    fn plain(&mut self, route: Plain) {
+        self.metrics.plain[route as usize] += 1;
     }
 
     #[inline]

@@ -100,6 +100,9 @@ pub enum Outcome {
     Metrics,
     /// A GET of [`HandshakeConfig::health_path`].
     Health,
+    /// A plain GET (no `Upgrade` header) of a path not served: answered
+    /// 404 like a refused upgrade, but no handshake was attempted.
+    NotFound,
 }
 
 /// `base64(SHA-1(key ++ GUID))`, the `Sec-WebSocket-Accept` value for `key`
@@ -195,7 +198,8 @@ pub fn scan_head(
 ///    `TooLarge`); a head that ends before `head.len()` is `Malformed`, since
 ///    the caller would otherwise treat header bytes as frames;
 /// 2. method `GET`, case-sensitively (`MethodNotAllowed`);
-/// 3. path (`NotFound`);
+/// 3. path (`NotFound`; without an `Upgrade` header, [`Outcome::NotFound`]:
+///    a plain request, not a refused handshake);
 /// 4. no `Upgrade` header at all: [`Outcome::Page`], whatever the version;
 /// 5. HTTP/1.1 (`HttpVersion`), one non-empty `Host` (`MissingHost`),
 ///    `Upgrade` naming `websocket` (`NotWebSocket`), `Connection` listing
@@ -248,6 +252,12 @@ pub fn parse_request<'h>(
         } else if cfg.health_path.as_deref() == Some(path) {
             return Ok((Outcome::Health, request));
         } else if cfg.path != ANY_PATH {
+            if !headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
+            {
+                return Ok((Outcome::NotFound, request));
+            }
             return Err(NotFound);
         }
     }
@@ -763,9 +773,10 @@ mod tests {
             Ok(Outcome::Page)
         );
         assert_eq!(plain.clone().remove("Host").parse(), Ok(Outcome::Page));
+        // Another path: 404, but a plain request, not a refused upgrade.
         assert_eq!(
             plain.clone().start("GET /x HTTP/1.1").parse(),
-            Err(NotFound)
+            Ok(Outcome::NotFound)
         );
         assert_eq!(
             plain.clone().start("POST / HTTP/1.1").parse(),

@@ -131,7 +131,7 @@ fn check_parse(head: &[u8], cfg: &HandshakeConfig) {
             assert_eq!(naive(resp), Some(n), "response head well terminated");
         }
         Ok(_) => {
-            // Page, metrics or health: only for a GET (after the empty
+            // Page, metrics, health or a plain 404: only for a GET (after the empty
             // lines RFC 7230 §3.5 lets a server skip).
             let line = &head[head.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(0)..];
             assert!(line.starts_with(b"GET "), "not a GET");
