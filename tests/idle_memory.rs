@@ -1,7 +1,8 @@
-//! Proof of the memory claim: an idle upgraded connection costs the server
+//! Proof of the memory claims: an idle upgraded connection costs the server
 //! at most 256 bytes of heap, with permessage-deflate negotiated (the
 //! default policy: no context takeover either way, so an idle connection
-//! holds no compression state) or not.
+//! holds no compression state) or not; and a peer that stops inside a
+//! frame header holds a few hundred bytes, not a read buffer.
 //!
 //! The server runs in this process on a thread whose allocations are
 //! counted (alloc minus dealloc: live bytes). The 10,000 clients cannot
@@ -48,6 +49,15 @@ Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
 
 /// Set in the child's environment when it offers permessage-deflate.
 const DEFLATE_ENV: &str = "ZEROWS_IDLE_DEFLATE";
+/// Set in the child's environment when each connection, once upgraded,
+/// echoes one `PIN_MESSAGE`-byte message and then sends the first byte of
+/// another frame header and stops there.
+const PIN_ENV: &str = "ZEROWS_IDLE_PIN";
+const PIN_MESSAGE: usize = 60_000;
+/// The claim for such a connection: its few bytes wait in a 256-byte spill
+/// buffer, not in a 64 KiB read buffer (plus the backlog's queue, kept
+/// once output had to wait).
+const MAX_PINNED_BYTES_PER_CONN: i64 = 768;
 
 /// Open a connection and complete the upgrade, within `deadline`; with
 /// `deflate`, offer permessage-deflate and check it was accepted.
@@ -76,6 +86,42 @@ fn upgrade(addr: SocketAddr, deadline: Instant, deflate: bool) -> TcpStream {
     s
 }
 
+/// One masked binary message of `len` bytes, then its echo read back whole
+/// and checked; then the first byte of the next frame's header.
+fn echo_then_stall(s: &mut TcpStream, len: usize) {
+    let key = [0x11, 0x22, 0x33, 0x44];
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut frame = vec![0x82, 0xfe];
+    frame.extend_from_slice(&(len as u16).to_be_bytes());
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    s.write_all(&frame).unwrap();
+    // The echo, however the server framed it: data frames until FIN.
+    let mut got = Vec::with_capacity(len);
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).expect("echo header");
+        assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
+        let n = match h[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                s.read_exact(&mut l).unwrap();
+                u16::from_be_bytes(l) as usize
+            }
+            127 => panic!("echo frame too long"),
+            n => n as usize,
+        };
+        let at = got.len();
+        got.resize(at + n, 0);
+        s.read_exact(&mut got[at..]).expect("echo payload");
+        if h[0] & 0x80 != 0 {
+            break;
+        }
+    }
+    assert!(got == payload, "echo differs");
+    s.write_all(&[0x82]).unwrap();
+}
+
 /// Client mode: a no-op unless the parent test started this binary with
 /// `ZEROWS_IDLE_CLIENT=<addr>` and `ZEROWS_IDLE_CONNS=<n>`.
 #[test]
@@ -95,7 +141,12 @@ fn idle_client() {
     });
     let deadline = Instant::now() + CLIENT_LIMIT;
     let deflate = std::env::var_os(DEFLATE_ENV).is_some();
-    let conns: Vec<TcpStream> = (0..n).map(|_| upgrade(addr, deadline, deflate)).collect();
+    let mut conns: Vec<TcpStream> = (0..n).map(|_| upgrade(addr, deadline, deflate)).collect();
+    if std::env::var_os(PIN_ENV).is_some() {
+        for s in &mut conns {
+            echo_then_stall(s, PIN_MESSAGE);
+        }
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "\n{READY} {}", conns.len()).unwrap();
     out.flush().unwrap();
@@ -112,14 +163,36 @@ fn idle_connections_cost_at_most_256_heap_bytes_each() {
         return; // We are the child: only `idle_client` runs.
     }
     // One after the other: the counter is the process's.
-    measure(false);
-    measure(true);
+    measure(false, false);
+    measure(true, false);
+}
+
+/// A peer that stops inside a frame header pins a few bytes, not a read
+/// buffer: 10,000 of them, each after a 60 KB echo.
+#[test]
+fn a_peer_stalled_in_a_frame_header_pins_no_read_buffer() {
+    if std::env::var_os(CLIENT_ENV).is_some() {
+        return;
+    }
+    measure(false, true);
 }
 
 /// Hold `CONNS` idle connections (offering permessage-deflate with
-/// `deflate`) and check the server's heap per connection.
-fn measure(deflate: bool) {
-    let (addr, stop, t) = counting::start_server(Config::default());
+/// `deflate`; with `pin`, each stalled inside a frame header after one
+/// echo) and check the server's heap per connection.
+fn measure(deflate: bool, pin: bool) {
+    // The counters are the process's: one measurement at a time, whichever
+    // test runs it.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Few idle buffers kept, so what the pools hold after the echoes does
+    // not hide (or stand in for) what the connections hold.
+    let config = Config {
+        pool_idle: 8,
+        ..Config::default()
+    };
+    let (addr, stop, t) = counting::start_server(config);
+    let rss_before = rss_bytes();
 
     // Warm-up: one connection through the whole life cycle, so the loop
     // has started and made its one-time allocations (event list, first
@@ -135,6 +208,9 @@ fn measure(deflate: bool) {
     let mut child = Command::new(std::env::current_exe().unwrap());
     if deflate {
         child.env(DEFLATE_ENV, "1");
+    }
+    if pin {
+        child.env(PIN_ENV, "1");
     }
     let mut child = child
         .args(["--exact", "idle_client", "--nocapture", "--test-threads=1"])
@@ -162,6 +238,7 @@ fn measure(deflate: bool) {
     std::thread::sleep(Duration::from_millis(500));
     let held = live() - base;
     let calls = counting::calls() - base_calls;
+    let rss = rss_bytes() - rss_before;
 
     // Release the clients (closing stdin), then wait for the child, bounded.
     drop(child.stdin.take());
@@ -182,13 +259,39 @@ fn measure(deflate: bool) {
     // The session is the only per-connection state besides the server's
     // slab slot and timer entries; its size helps read a failure.
     println!(
-        "{CONNS} idle connections (permessage-deflate: {deflate}): {held} live heap bytes on the server thread \
+        "{CONNS} idle connections (permessage-deflate: {deflate}, stalled in a header: {pin}): \
+         {held} live heap bytes on the server thread \
          ({per_conn} B per connection, {calls} allocation calls; \
-         size_of::<Session>() = {} B)",
-        std::mem::size_of::<zerows::session::Session<()>>()
+         size_of::<Session>() = {} B); process RSS grew by {rss} B ({} B per connection)",
+        std::mem::size_of::<zerows::session::Session<()>>(),
+        rss / CONNS as i64
     );
+    let limit = if pin {
+        MAX_PINNED_BYTES_PER_CONN
+    } else {
+        MAX_BYTES_PER_CONN
+    };
     assert!(
-        per_conn <= MAX_BYTES_PER_CONN,
-        "{per_conn} B of heap per idle connection, over {MAX_BYTES_PER_CONN} B"
+        per_conn <= limit,
+        "{per_conn} B of heap per connection, over {limit} B"
     );
+    if pin {
+        // The same from outside the allocator: a 64 KiB buffer per peer
+        // would be 640 MB here.
+        assert!(
+            rss / (CONNS as i64) < 4096,
+            "RSS grew by {rss} B over {CONNS} stalled peers"
+        );
+    }
+}
+
+/// This process's resident set, from /proc/self/status.
+fn rss_bytes() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: i64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
 }

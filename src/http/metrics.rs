@@ -114,6 +114,8 @@ pub struct Metrics {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gauges {
     pub read_buffers: usize,
+    /// Small buffers holding a few bytes left between reads.
+    pub spill_buffers: usize,
     pub write_buffers: usize,
     pub idle_buffers: usize,
     pub accepting: bool,
@@ -149,6 +151,7 @@ impl Board {
             let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
             m.add(&slot.0);
             g.read_buffers += slot.1.read_buffers;
+            g.spill_buffers += slot.1.spill_buffers;
             g.write_buffers += slot.1.write_buffers;
             g.idle_buffers += slot.1.idle_buffers;
             g.accepting &= slot.1.accepting;
@@ -348,6 +351,11 @@ impl Metrics {
         )?;
         writeln!(
             o,
+            "zerows_buffers{{kind=\"spill\",state=\"in_use\"}} {}",
+            g.spill_buffers
+        )?;
+        writeln!(
+            o,
             "zerows_buffers{{kind=\"write\",state=\"in_use\"}} {}",
             g.write_buffers
         )?;
@@ -439,6 +447,7 @@ mod tests {
         m.render(
             Gauges {
                 read_buffers: 1,
+                spill_buffers: 7,
                 accepting: true,
                 ..Gauges::default()
             },
@@ -455,6 +464,7 @@ mod tests {
             "zerows_close_frames_total{direction=\"sent\",code=\"1002\"} 2",
             "zerows_close_frames_total{direction=\"received\",code=\"none\"} 1",
             "zerows_buffers{kind=\"read\",state=\"in_use\"} 1",
+            "zerows_buffers{kind=\"spill\",state=\"in_use\"} 7",
             "zerows_loop_turn_seconds_bucket{le=\"0.00001\"} 1",
             "zerows_loop_turn_seconds_bucket{le=\"0.001\"} 2",
             "zerows_loop_turn_seconds_bucket{le=\"+Inf\"} 3",

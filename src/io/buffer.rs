@@ -102,6 +102,24 @@ impl ReadBuf {
         self.buf
     }
 
+    /// Bytes of the buffer itself (data, headroom and spare room).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Move the data into `to`, at [`HEADROOM`], and hand back the buffer
+    /// it was in. `to` must hold the data after the headroom.
+    pub fn move_into(self, mut to: Box<[u8]>) -> (ReadBuf, Box<[u8]>) {
+        let n = self.len();
+        to[HEADROOM..HEADROOM + n].copy_from_slice(&self.buf[self.start()..self.end()]);
+        let moved = ReadBuf {
+            buf: to,
+            start: HEADROOM as u32,
+            end: (HEADROOM + n) as u32,
+        };
+        (moved, self.buf)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }

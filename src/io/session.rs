@@ -5,7 +5,10 @@
 //! * A read buffer is attached only while it holds unprocessed input, and
 //!   backlog blocks only while the socket has not taken all the output; both
 //!   go back to their pool the moment they are empty (and by
-//!   [`Session::release`] when the connection ends).
+//!   [`Session::release`] when the connection ends). Once the socket is
+//!   drained, a few unprocessed bytes (a partial header or control frame)
+//!   wait in a small spill buffer instead (see `spill`), and move back into
+//!   a read buffer before the next read.
 //! * Output is written straight from the read buffer (`writev`), once per
 //!   pass of the core; only what the socket does not take is copied, into the
 //!   backlog. Every output is written or copied before the read buffer is
@@ -30,6 +33,7 @@ use crate::conn_id::ConnId;
 use crate::context::Tx;
 use crate::deflate::Codec;
 use crate::events::{Bound, Events};
+use crate::io::spill::Spill;
 use crate::metrics::{Gauges, Metrics};
 use crate::output::{Output, CORE_SCRATCH};
 use crate::push::{Local, SlowPolicy};
@@ -61,6 +65,8 @@ impl Transport for mio::net::TcpStream {
 pub struct Shared<S> {
     pub settings: Settings,
     pub read_pool: Pool,
+    /// Small buffers for bytes left over between reads.
+    pub spill: Spill,
     pub write_pool: Pool,
     /// Buffers of collected messages and held-back sends.
     pub msg_pool: MsgPool,
@@ -107,9 +113,11 @@ impl<S> Shared<S> {
         );
         let msg_pool = MsgPool::new(read_pool.max_idle(), read_pool.buffer_size());
         let codec = Codec::new(&settings.handshake.deflate, INFLATERS_IDLE);
+        let spill = Spill::new(read_pool.buffer_size(), read_pool.max_idle());
         Shared {
             settings,
             read_pool,
+            spill,
             write_pool,
             msg_pool,
             codec,
@@ -142,12 +150,18 @@ impl<S> Shared<S> {
 }
 
 impl<S> Shared<S> {
+    /// Give back a buffer that held input, whichever pool it came from.
+    fn give_input(&mut self, rbuf: ReadBuf) {
+        self.spill.give(rbuf, &mut self.read_pool);
+    }
+
     /// The gauges of the pools, for rendering metrics.
     pub fn gauges(&self) -> Gauges {
         Gauges {
             read_buffers: self.read_pool.in_use(),
+            spill_buffers: self.spill.in_use(),
             write_buffers: self.write_pool.in_use(),
-            idle_buffers: self.read_pool.idle() + self.write_pool.idle(),
+            idle_buffers: self.read_pool.idle() + self.write_pool.idle() + self.spill.idle(),
             accepting: self.accepting,
         }
     }
@@ -241,7 +255,7 @@ impl<St> Session<St> {
     /// dropping the session.
     pub fn release<S: Service<State = St>>(&mut self, sh: &mut Shared<S>) {
         if let Some(r) = self.rbuf.take() {
-            sh.read_pool.give(r.into_inner());
+            sh.give_input(r);
         }
         self.backlog.release(&mut sh.write_pool);
         self.core.release(&mut sh.msg_pool, &mut sh.codec);
@@ -308,6 +322,12 @@ impl<St> Session<St> {
                 break Progress::Idle;
             }
             self.read_blocked = false;
+            if let Some(r) = self
+                .rbuf
+                .take_if(|r| r.capacity() != sh.read_pool.buffer_size())
+            {
+                self.rbuf = Some(sh.spill.grow(r, &mut sh.read_pool));
+            }
             let rbuf = self
                 .rbuf
                 .get_or_insert_with(|| ReadBuf::new(sh.read_pool.take()));
@@ -350,8 +370,14 @@ impl<St> Session<St> {
         if progress == Progress::Done {
             return Progress::Done;
         }
-        if self.rbuf.as_ref().is_some_and(ReadBuf::is_empty) {
-            sh.read_pool.give(self.rbuf.take().unwrap().into_inner());
+        if let Some(r) = self.rbuf.take_if(|r| r.is_empty()) {
+            sh.give_input(r);
+        } else if progress == Progress::Idle && !self.yielded {
+            if let Some(r) = self.rbuf.take() {
+                // Drained (or blocked on output): what is left waits for
+                // more input, maybe for long; keep it small.
+                self.rbuf = Some(sh.spill.shrink(r, &mut sh.read_pool));
+            }
         }
         self.after_io(io, sh, progress)
     }
@@ -570,7 +596,7 @@ impl<St> Session<St> {
             self.lingering = true;
             self.clock = sh.now + millis(LINGER);
             if let Some(r) = self.rbuf.take() {
-                sh.read_pool.give(r.into_inner());
+                sh.give_input(r);
             }
             // Bytes may already be waiting behind the FIN we now expect.
             return Progress::More;

@@ -188,17 +188,52 @@ fn idle_connection_holds_no_buffer() {
 }
 
 #[test]
-fn partial_frame_keeps_the_read_buffer_until_complete() {
+fn a_partial_frame_waits_in_a_spill_buffer_not_a_read_buffer() {
     let mut sh = shared(1 << 20);
     let (mut s, mut io) = upgraded(&mut sh);
     let f = client_frame(true, opcode::BINARY, &[9; 100], [1, 2, 3, 4]);
     io.input.extend(&f[..50]);
     s.on_readable(&mut io, &mut sh, 4);
     assert_eq!(s.holds_buffers(), (true, false));
+    assert_eq!((sh.read_pool.in_use(), sh.spill.in_use()), (0, 1));
     io.input.extend(&f[50..]);
     s.on_readable(&mut io, &mut sh, 4);
     assert_eq!(s.holds_buffers(), (false, false));
+    assert_eq!((sh.read_pool.in_use(), sh.spill.in_use()), (0, 0));
     assert_eq!(messages(&io.output), vec![(opcode::BINARY, vec![9; 100])]);
+}
+
+#[test]
+fn byte_by_byte_input_never_holds_a_read_buffer_between_reads() {
+    let mut sh = shared(1 << 20);
+    let (mut s, mut io) = upgraded(&mut sh);
+    let text = "héllo wörld, ".repeat(40);
+    let mut wire = client_frame(true, opcode::PING, b"are you there", [5, 6, 7, 8]);
+    // Fragmented text with a code point cut by the fragment boundary.
+    let (a, b) = text.as_bytes().split_at(12);
+    wire.extend(client_frame(false, opcode::TEXT, a, [1, 2, 3, 4]));
+    wire.extend(client_frame(true, opcode::CONTINUATION, b, [4, 3, 2, 1]));
+    wire.extend(client_frame(true, opcode::BINARY, &[7; 300], [9, 9, 9, 9]));
+    for &byte in &wire {
+        io.input.push_back(byte);
+        assert_ne!(s.on_readable(&mut io, &mut sh, 4), Progress::Done);
+        assert_eq!(sh.read_pool.in_use(), 0, "a read buffer outlived a read");
+        assert!(sh.spill.in_use() <= 1);
+    }
+    let got = messages(&io.output);
+    assert_eq!(
+        got,
+        vec![
+            (opcode::TEXT, text.as_bytes().to_vec()),
+            (opcode::BINARY, vec![7; 300])
+        ]
+    );
+    assert!(
+        io.output.windows(15).any(|w| w == b"\x8a\x0dare you there"),
+        "the ping was answered"
+    );
+    assert_eq!(s.holds_buffers(), (false, false));
+    assert_eq!(sh.spill.in_use(), 0);
 }
 
 #[test]
