@@ -145,6 +145,14 @@ struct Args {
     /// are summed across loops).
     #[arg(long, env = "ZEROWS_THREADS", default_value_t = 1)]
     threads: usize,
+
+    /// Share the listen addresses with other zerows processes (SO_REUSEPORT):
+    /// the kernel spreads new connections over all of them. On SIGINT/SIGTERM
+    /// this instance stops listening at once, so a new instance started
+    /// beside it takes over without refusing anyone (see docs/deployment.md;
+    /// needs net.ipv4.tcp_migrate_req=1).
+    #[arg(long, env = "ZEROWS_REUSE_PORT")]
+    reuse_port: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,6 +208,7 @@ fn config(a: &Args) -> Result<Config, String> {
         max_connections: a.max_connections,
         stall_timeout: seconds(a.stall_timeout, "stall-timeout")?,
         shutdown_timeout: seconds(a.shutdown_timeout, "shutdown-timeout")?,
+        reuse_port: a.reuse_port,
         ..Config::default()
     };
     c.validate()?;
@@ -245,8 +254,13 @@ fn main() -> ExitCode {
         println!("zerows listening on ws://{addr}{path} (page: http://{addr}{path})");
     }
     log::info!(
-        "{} event loop(s); max message {} B, read buffer {} B, backlog limit {} B, max {} connections per loop",
+        "{} event loop(s){}; max message {} B, read buffer {} B, backlog limit {} B, max {} connections per loop",
         args.threads,
+        if config.reuse_port {
+            ", port shared with other processes"
+        } else {
+            ""
+        },
         config.settings.max_message,
         config.read_buffer,
         config.max_backlog,

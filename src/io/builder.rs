@@ -1,7 +1,8 @@
 //! Several event loops on one port, from one call.
 //!
 //! Each loop runs on its own thread with its own listening sockets
-//! (`SO_REUSEPORT`, so the kernel spreads new connections), its own pools
+//! (`SO_REUSEPORT`, so the kernel spreads new connections; with
+//! [`Builder::reuse_port`] other processes may join them), its own pools
 //! and its own service value, made on that thread by the factory: services
 //! need not be `Send`, and share what they want through an `Arc` of their
 //! own. Metrics are summed over every loop, whichever answers a scrape.
@@ -69,6 +70,15 @@ impl Builder {
         self
     }
 
+    /// Let other processes listen on the same addresses (`SO_REUSEPORT`),
+    /// for instance a new version that replaces this one: on stop the loops
+    /// close their listeners instead of answering newcomers 503 (see
+    /// [`Config::reuse_port`]).
+    pub fn reuse_port(mut self, on: bool) -> Builder {
+        self.config.reuse_port = on;
+        self
+    }
+
     /// The handle of the server this builder will start, before it starts
     /// (to give to threads that push): set [`threads`](Self::threads)
     /// first. Pushes fail with `Closed` until the loops run.
@@ -94,7 +104,7 @@ impl Builder {
             ));
         }
         let n = self.threads;
-        let reuse_port = n > 1;
+        let reuse_port = n > 1 || self.config.reuse_port;
         let backlog = self.config.listen_backlog;
         // Later loops bind the addresses the first got, so port 0 means one
         // kernel-chosen port shared by all.
@@ -110,6 +120,7 @@ impl Builder {
             .map(|l| l.local_addr())
             .collect::<io::Result<_>>()?;
         sets.push(first);
+        crate::server::check_migration(&self.config);
         for _ in 1..n {
             sets.push(
                 addrs

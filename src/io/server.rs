@@ -18,6 +18,9 @@
 //! * Pushes: the inbox is emptied at the end of every turn, after the
 //!   turn's I/O, so a push is written in the turn that woke for it (see
 //!   `server/inbox.rs`).
+//! * Stopping keeps the listeners and answers newcomers 503, unless they
+//!   share the port with other processes (`reuse_port`): then they close
+//!   at once (see `server/listen.rs`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -41,9 +44,12 @@ use crate::session::{Progress, Session, Shared};
 
 mod config;
 mod inbox;
+mod listen;
 
 pub use config::Config;
 use inbox::Staged;
+pub(crate) use listen::check_migration;
+pub use listen::listener;
 
 const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX - 1024;
@@ -125,6 +131,9 @@ pub struct Server<S: Service> {
     /// Pushes of this turn, written one `writev` per connection (see
     /// `inbox`).
     staged: Vec<Staged>,
+    /// Handing over: connections still in their handshake, closed once
+    /// upgraded (see `listen`).
+    awaiting_upgrade: Vec<usize>,
 }
 
 impl<S: Service> Server<S> {
@@ -138,8 +147,9 @@ impl<S: Service> Server<S> {
         }
         let mut listeners = Vec::new();
         for &addr in &config.listen {
-            listeners.push(listener(addr, false, config.listen_backlog)?);
+            listeners.push(listener(addr, config.reuse_port, config.listen_backlog)?);
         }
+        check_migration(&config);
         Self::with_listeners(config, listeners, service)
     }
 
@@ -203,6 +213,7 @@ impl<S: Service> Server<S> {
             live,
             inbox_more: false,
             staged: Vec::new(),
+            awaiting_upgrade: Vec::new(),
         };
         let handle = Handle::new(1);
         handle.register(0, server.mailbox());
@@ -272,8 +283,9 @@ impl<S: Service> Server<S> {
     }
 
     /// Run until stopped, then shut down gracefully: every connection gets
-    /// a close (1001), new ones get 503, and the loop returns once all are
-    /// gone or `shutdown_timeout` has passed.
+    /// a close (1001), new ones get 503 (with `reuse_port`, the listeners
+    /// close instead, after the queued connections are taken in), and the
+    /// loop returns once all are gone or `shutdown_timeout` has passed.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut drain_until: Option<Millis> = None;
@@ -343,6 +355,9 @@ impl<S: Service> Server<S> {
             self.accept_all();
             self.run_ready();
             self.expire_timers();
+            if !self.awaiting_upgrade.is_empty() {
+                self.close_upgraded();
+            }
             self.run_tick();
             self.run_inbox();
             if !events.is_empty() {
@@ -354,6 +369,10 @@ impl<S: Service> Server<S> {
     }
 
     fn begin_shutdown(&mut self) {
+        let hand_over = self.config.reuse_port;
+        if hand_over {
+            self.hand_over();
+        }
         log::info!("shutting down: closing {} connections", self.conns.len());
         self.shutting_down = true;
         self.shared.accepting = false;
@@ -361,6 +380,10 @@ impl<S: Service> Server<S> {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let e = &mut self.conns[key];
+            if hand_over && e.session.core().state() == crate::conn::State::Handshake {
+                self.awaiting_upgrade.push(key);
+                continue;
+            }
             let p = e.session.close(
                 &mut e.stream,
                 &mut self.shared,
@@ -392,7 +415,7 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Whether the loop is shutting down (new connections are refused).
+    /// Whether the loop is shutting down (see [`run`](Self::run)).
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
     }
@@ -609,29 +632,6 @@ impl<S: Service> Server<S> {
             self.schedule(key, p);
         }
     }
-}
-
-/// A listening socket for `addr` with a `backlog`-deep accept queue (the
-/// standard library's 128 overflows under connection bursts). With
-/// `reuse_port`, several event loops can each bind one and the kernel
-/// spreads connections between them.
-pub fn listener(
-    addr: SocketAddr,
-    reuse_port: bool,
-    backlog: i32,
-) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    Ok(socket.into())
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {

@@ -38,6 +38,11 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Depth of the accept queue of listeners the server binds.
     pub listen_backlog: i32,
+    /// Bind with `SO_REUSEPORT`, so that other processes can listen on the
+    /// same port and the kernel spreads connections over all of them; on
+    /// stop, close the listeners at once, after taking in what they have
+    /// queued, instead of answering newcomers 503 (see `server/listen.rs`).
+    pub reuse_port: bool,
     /// Commands each loop's inbox holds (pushes from a
     /// [`Handle`](crate::Handle) waiting for the loop); past it a push
     /// fails with [`PushError::Full`](crate::PushError::Full).
@@ -63,6 +68,7 @@ impl Default for Config {
             stall_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             listen_backlog: 4096,
+            reuse_port: false,
             inbox: 8192,
             push_backlog: 1 << 20,
             slow: SlowPolicy::Skip,
