@@ -139,10 +139,10 @@ fn unanswered_server_close_times_out() {
         c.settings.close_timeout = Duration::from_millis(300);
     });
     let mut c = Raw::open(server.addr);
-    // An oversized message is a failure that leaves the framing intact, so
-    // the server sends its close and then waits for ours.
-    c.send(&header_only(true, op::BINARY, 101));
-    c.expect_close(Some(1009));
+    // Invalid UTF-8 is a failure that leaves the framing intact, so the
+    // server sends its close and then waits for ours.
+    c.send_frame(true, op::TEXT, b"ok \xff");
+    c.expect_close(Some(1007));
     let t = Instant::now();
     c.expect_eof();
     // Generous upper bound (a loaded machine); the lower bound shows it
@@ -456,8 +456,8 @@ fn message_over_limit_fails_with_1009_at_the_header() {
     const MAX: u64 = 1000;
     let server = TestServer::start_with(|c| {
         c.settings.max_message = MAX;
-        // Some cases below never send the announced payload, so the
-        // server's wait for our close must end by itself.
+        // Some cases below never send the announced payload; the server
+        // must not wait for a close it could only find behind it.
         c.settings.close_timeout = Duration::from_millis(200);
     });
 
@@ -497,21 +497,23 @@ fn message_over_limit_fails_with_1009_at_the_header() {
     c.expect_eof();
 }
 
-/// After a 1009 the server skips the oversized payload without parsing it
-/// as frames and completes the close handshake with the client's close.
+/// After a 1007 early in a frame the server skips the rest of its payload
+/// without parsing it as frames and completes the close handshake with the
+/// client's close.
 #[test]
-fn oversized_payload_is_skipped_until_client_close() {
-    let server = TestServer::start_with(|c| c.settings.max_message = 1000);
+fn a_failed_frame_is_skipped_until_client_close() {
+    let server = TestServer::start();
     let mut c = Raw::open(server.addr);
-    // The payload looks like frames (pings); none may be answered.
+    // The rest of the payload looks like frames (pings); none may be
+    // answered.
     let ping = frame(true, op::PING, b"hidden");
-    let mut payload = Vec::new();
+    let mut payload = vec![0xFF];
     while payload.len() + ping.len() <= 5000 {
         payload.extend_from_slice(&ping);
     }
-    c.send(&frame(true, op::BINARY, &payload));
-    c.expect_close(Some(1009));
-    c.send(&frame(true, op::CLOSE, &close_payload(1009, b"")));
+    c.send(&frame(true, op::TEXT, &payload));
+    c.expect_close(Some(1007));
+    c.send(&frame(true, op::CLOSE, &close_payload(1007, b"")));
     // Prompt: a server that mistook our close for payload would only drop
     // us after close_timeout (5 s).
     c.stream.set_read_timeout(Some(PROMPT)).unwrap();

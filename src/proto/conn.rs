@@ -21,6 +21,15 @@
 //! request head), `Open`, `CloseSent` (we sent a close and wait for the
 //! peer's close or the deadline), `Closed` (done: flush the output, then
 //! close TCP).
+//!
+//! Failing a connection (§7.1.7) waits in `CloseSent` for the peer's close
+//! only while the reader can still follow the byte stream to it: after an
+//! error inside a data payload (invalid UTF-8, a bad inflate). It goes
+//! straight to `Closed` after a close frame it cannot accept (the peer has
+//! closed already) and after an error at a frame header (undecodable, or
+//! a data frame refused for its sequence or its declared length): what
+//! follows is either unparseable or a payload we would skip unread,
+//! however long the peer said it is.
 
 use std::time::Duration;
 
@@ -681,7 +690,17 @@ impl Conn {
                 let begun =
                     self.begin_data(hdr.opcode, hdr.len, hdr.compressed, buf, tx, s, h, now);
                 if let Err(e) = begun {
+                    // A frame refused at its header would be skipped
+                    // unread, and its length is whatever the peer declared
+                    // (up to 2^63: the sequence check comes before the size
+                    // check), so the peer's close may never be reached
+                    // before the close deadline. §7.1.7 lets us close TCP
+                    // once our close is out; errors inside a payload
+                    // (invalid UTF-8, a bad inflate) still wait for it.
                     self.fail(e, tx, s, h, now);
+                    self.stage = CLOSED;
+                    self.deadline = 0;
+                    return end;
                 }
             }
             self.reading = Reading::Payload { fin: hdr.fin };

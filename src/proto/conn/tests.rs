@@ -840,5 +840,6 @@ fn connection_state_is_small() {
 }
 
 mod deflate;
+mod failing;
 mod recompress;
 mod services;
