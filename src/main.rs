@@ -94,6 +94,16 @@ struct Args {
     #[arg(long, env = "ZEROWS_STALL_TIMEOUT", default_value_t = 30.0)]
     stall_timeout: f64,
 
+    /// Bytes per second a peer must read while output waits for it, over
+    /// each --stall-timeout window, or it is dropped (0: at least one byte).
+    #[arg(
+        long,
+        env = "ZEROWS_MIN_DRAIN_RATE",
+        value_name = "BYTES_PER_SEC",
+        default_value_t = 1024
+    )]
+    min_drain_rate: u64,
+
     /// On SIGINT/SIGTERM, seconds to wait for close handshakes and pending echoes.
     #[arg(long, env = "ZEROWS_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
     shutdown_timeout: f64,
@@ -207,6 +217,7 @@ fn config(a: &Args) -> Result<Config, String> {
         pool_idle: a.pool_idle,
         max_connections: a.max_connections,
         stall_timeout: seconds(a.stall_timeout, "stall-timeout")?,
+        min_drain_rate: a.min_drain_rate,
         shutdown_timeout: seconds(a.shutdown_timeout, "shutdown-timeout")?,
         reuse_port: a.reuse_port,
         ..Config::default()

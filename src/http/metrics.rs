@@ -94,6 +94,9 @@ pub struct Metrics {
     /// Messages a service sent that were not queued: the connection's
     /// unsent bytes would have passed the backlog limit.
     pub sends_dropped: u64,
+    /// Connections dropped because their peer took too little of its
+    /// waiting output in a drain window (the minimum drain rate).
+    pub slow_readers_dropped: u64,
     /// Messages pushed from outside a connection's callbacks (a handle's
     /// send, a publish, a broadcast) and queued on it.
     pub pushes: u64,
@@ -176,6 +179,7 @@ impl Metrics {
         self.payload_in += o.payload_in;
         self.payload_out += o.payload_out;
         self.sends_dropped += o.sends_dropped;
+        self.slow_readers_dropped += o.slow_readers_dropped;
         self.pushes += o.pushes;
         self.pushes_skipped += o.pushes_skipped;
         self.wire_in += o.wire_in;
@@ -288,6 +292,17 @@ impl Metrics {
             "Messages a service sent that were refused because the connection's unsent bytes would have passed the backlog limit.",
         )?;
         writeln!(o, "zerows_sends_dropped_total {}", self.sends_dropped)?;
+        metric(
+            o,
+            "slow_readers_dropped_total",
+            "counter",
+            "Connections dropped because the peer read less of its waiting output than the minimum drain rate over a drain window.",
+        )?;
+        writeln!(
+            o,
+            "zerows_slow_readers_dropped_total {}",
+            self.slow_readers_dropped
+        )?;
         metric(
             o,
             "pushes_total",

@@ -194,6 +194,11 @@ impl ReadBuf {
 /// A connection that never had to wait for its socket pays one pointer for
 /// this; the queue itself is allocated the first time output waits, and kept
 /// (empty) after that so a connection that waits often allocates once.
+///
+/// It also counts the bytes the socket took while output waited (see
+/// [`count_drained`](Self::count_drained)), for the shell's minimum drain
+/// rate: the count lives in the boxed queue, so it costs nothing to a
+/// connection whose output never waits.
 #[derive(Default)]
 pub struct Backlog {
     q: Option<Box<Blocks>>,
@@ -207,6 +212,8 @@ struct Blocks {
     /// Bytes filled in the back block.
     tail: usize,
     len: usize,
+    /// Bytes written since the current drain window began.
+    drained: u64,
 }
 
 impl Backlog {
@@ -216,6 +223,27 @@ impl Backlog {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes the socket took since [`new_window`](Self::new_window).
+    pub fn drained(&self) -> u64 {
+        self.q.as_ref().map_or(0, |q| q.drained)
+    }
+
+    /// Count `n` more bytes taken by the socket. Only meaningful while
+    /// bytes wait (then the queue exists); otherwise there is no window
+    /// to count them in.
+    pub fn count_drained(&mut self, n: usize) {
+        if let Some(q) = self.q.as_deref_mut() {
+            q.drained += n as u64;
+        }
+    }
+
+    /// Start counting from zero.
+    pub fn new_window(&mut self) {
+        if let Some(q) = self.q.as_deref_mut() {
+            q.drained = 0;
+        }
     }
 
     /// Blocks held.

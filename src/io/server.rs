@@ -184,6 +184,7 @@ impl<S: Service> Server<S> {
             service,
         );
         shared.stall_timeout = millis(config.stall_timeout);
+        shared.min_drain_rate = config.min_drain_rate;
         shared.push_limit = config.push_backlog;
         shared.slow = config.slow;
         let stop = Arc::new(AtomicBool::new(false));

@@ -20,6 +20,12 @@
 //!   message: a client may send a whole message before reading its echo.
 //! * Writability is a flag: set by a writable event, cleared by a short or
 //!   refused write; interest is never re-registered.
+//! * Minimum drain rate: while output waits (from a short write until the
+//!   backlog is empty), time is cut into windows of `stall_timeout`; a
+//!   window in which the socket took fewer than
+//!   `max(1, min_drain_rate × window)` bytes drops the connection, so a
+//!   peer that reads a trickle cannot hold its backlog forever. A
+//!   connection whose output never waits has no window and pays nothing.
 //! * A short read means the socket is drained (edge-triggered readiness will
 //!   report new bytes), so no second read is spent just to see `WouldBlock`.
 
@@ -76,9 +82,13 @@ pub struct Shared<S> {
     pub service: S,
     /// Most unsent bytes a connection may hold before it is no longer read.
     pub max_backlog: usize,
-    /// How long output may wait on a socket that takes nothing before the
-    /// connection is dropped.
+    /// The drain window: how long output may wait on a socket that takes
+    /// nothing (or too little, see `min_drain_rate`) before the connection
+    /// is dropped.
     pub stall_timeout: Millis,
+    /// Bytes per second a peer must take, over each drain window, while its
+    /// output waits; 0: any progress at all will do.
+    pub min_drain_rate: u64,
     /// The time of this loop turn.
     pub now: Millis,
     pub metrics: Metrics,
@@ -125,6 +135,7 @@ impl<S> Shared<S> {
             service,
             max_backlog,
             stall_timeout: 30_000,
+            min_drain_rate: 1024,
             now: 1,
             metrics: Metrics::default(),
             accepting: true,
@@ -197,9 +208,10 @@ pub struct Session<St> {
     /// Readiness said the peer closed its side: read to the end even after
     /// a short read, since no further edge will announce the FIN.
     read_closed: bool,
-    /// Lingering: until when. Otherwise: since when output has been waiting
-    /// on a socket that takes nothing (0: it is not). One field for both,
-    /// since lingering starts only once all output is out.
+    /// Lingering: until when. Otherwise: when the current drain window
+    /// began (0: output is not waiting); the bytes taken since are counted
+    /// in the backlog. One field for both, since lingering starts only once
+    /// all output is out.
     clock: Millis,
 }
 
@@ -420,17 +432,30 @@ impl<St> Session<St> {
         if self.lingering && now >= self.clock {
             return Progress::Done;
         }
+        let mut p = Progress::Idle;
         if !self.lingering && self.clock != 0 && now >= self.clock + sh.stall_timeout {
-            log::debug!("peer stopped reading; dropping it");
-            return Progress::Done;
+            p = self.end_window(io, sh);
+            if p == Progress::Done {
+                return p;
+            }
         }
-        if self.core.state() != State::Open {
+        let q = if self.core.state() != State::Open {
             // A stalled handshake or a peer that never answered our close:
             // nothing more is owed to it.
             let due = self.core.deadline().is_some_and(|d| now >= d);
-            return if due { Progress::Done } else { Progress::Idle };
+            if due {
+                Progress::Done
+            } else {
+                Progress::Idle
+            }
+        } else {
+            self.act(io, sh, |c, out, s, h, now| c.on_timeout(now, out, s, h))
+        };
+        if q == Progress::Idle {
+            p
+        } else {
+            q
         }
-        self.act(io, sh, |c, out, s, h, now| c.on_timeout(now, out, s, h))
     }
 
     /// Close from our side with `code` (shutdown, idle peer).
@@ -621,6 +646,7 @@ impl<St> Session<St> {
     }
 }
 
+mod drain;
 mod push;
 mod wire;
 

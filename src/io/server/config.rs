@@ -32,8 +32,13 @@ pub struct Config {
     /// Reads per connection per readiness event before yielding.
     pub read_budget: usize,
     /// How long output may wait on a peer that reads nothing before the
-    /// connection is dropped.
+    /// connection is dropped; also the window over which
+    /// `min_drain_rate` is measured.
     pub stall_timeout: Duration,
+    /// Bytes per second a peer must read while output waits for it,
+    /// measured over windows of `stall_timeout`: a window in which it took
+    /// less drops the connection. 0: at least one byte per window.
+    pub min_drain_rate: u64,
     /// On stop, how long to wait for close handshakes and pending echoes.
     pub shutdown_timeout: Duration,
     /// Depth of the accept queue of listeners the server binds.
@@ -66,6 +71,7 @@ impl Default for Config {
             max_connections: 100_000,
             read_budget: 4,
             stall_timeout: Duration::from_secs(30),
+            min_drain_rate: 1024,
             shutdown_timeout: Duration::from_secs(10),
             listen_backlog: 4096,
             reuse_port: false,

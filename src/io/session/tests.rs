@@ -397,6 +397,7 @@ fn an_idle_session_is_small() {
 fn a_stalled_peer_is_dropped_after_the_stall_timeout() {
     let mut sh = shared(1 << 20);
     sh.stall_timeout = 5_000;
+    sh.min_drain_rate = 0;
     let (mut s, mut io) = upgraded(&mut sh);
     io.input
         .extend(client_frame(true, opcode::BINARY, &[1; 1000], [1, 2, 3, 4]));
@@ -404,15 +405,22 @@ fn a_stalled_peer_is_dropped_after_the_stall_timeout() {
     s.on_readable(&mut io, &mut sh, 4);
     let t0 = sh.now;
     assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 5_000));
-    sh.now = t0 + 4_999;
-    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Idle);
-    // Progress restarts the clock.
+    // Progress does not move the window's end...
     sh.now = t0 + 4_000;
     io.accept = 100;
     s.on_writable(&mut io, &mut sh, 4);
-    assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 9_000));
-    sh.now = t0 + 9_000;
+    assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 5_000));
+    sh.now = t0 + 4_999;
+    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Idle);
+    // ...but with no minimum rate it earns another window.
+    sh.now = t0 + 5_000;
+    assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Idle);
+    assert_eq!(s.deadline(sh.stall_timeout), Some(t0 + 10_000));
+    assert_eq!(sh.metrics.slow_readers_dropped, 0);
+    // A window with nothing taken at all ends it.
+    sh.now = t0 + 10_000;
     assert_eq!(s.on_timeout(&mut io, &mut sh), Progress::Done);
+    assert_eq!(sh.metrics.slow_readers_dropped, 1);
 }
 
 /// Answers each text message with a 10 KiB binary message, then says
@@ -544,3 +552,5 @@ fn an_inflated_echo_to_a_peer_that_does_not_read_stays_within_the_backlog() {
         .iter()
         .all(|(op, m)| *op == opcode::BINARY && m.len() == 200 << 10 && m.iter().all(|&b| b == 0)));
 }
+
+mod drain;

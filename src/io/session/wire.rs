@@ -5,9 +5,11 @@
 //! Invariants: the backlog goes out first, and new output joins a `writev`
 //! only when the whole backlog is in it, so bytes never leave out of order;
 //! what the socket does not take is copied into the backlog, in order; a
-//! short write clears `writable` until the next writable edge and starts
-//! the stall clock; a failed socket is remembered, and nothing more is
-//! written to it.
+//! short write clears `writable` until the next writable edge and, unless
+//! output is already waiting, starts a drain window (`Session::clock`);
+//! while one runs, every byte the socket takes is counted in the backlog;
+//! the window ends (the clock stops) only when the backlog is empty; a
+//! failed socket is remembered, and nothing more is written to it.
 
 use std::io::{self, IoSlice};
 
@@ -25,7 +27,7 @@ pub(super) struct Wire<'a, T> {
     backlog: &'a mut Backlog,
     pool: &'a mut Pool,
     writable: &'a mut bool,
-    /// The session's stall clock (see `Session::clock`).
+    /// The session's drain clock (see `Session::clock`).
     clock: &'a mut Millis,
     now: Millis,
     /// Bytes written, for the metrics.
@@ -150,20 +152,28 @@ impl<'a, T: Transport> Wire<'a, T> {
             self.wrote(written, total);
             self.backlog.consume(written, self.pool);
         }
+        // Every path that empties the backlog ends here (`send` finishes
+        // with this loop): output no longer waits.
+        if *self.clock != 0 && self.backlog.is_empty() {
+            *self.clock = 0;
+        }
         Ok(())
     }
 
-    /// Account for a write of `written` of `total` bytes: a short write
-    /// means the socket is full until the next writable edge, and starts the
-    /// stall clock unless it is already running; any progress stops it.
+    /// Account for a write of `written` of `total` bytes: while output
+    /// waits, count what went out toward the drain rate; a short write
+    /// means the socket is full until the next writable edge, and starts a
+    /// drain window unless one is running. Progress alone does not restart
+    /// the window: a peer must keep up the rate, not just move.
     fn wrote(&mut self, written: usize, total: usize) {
-        if written > 0 {
-            *self.clock = 0;
+        if *self.clock != 0 {
+            self.backlog.count_drained(written);
         }
         if written < total {
             *self.writable = false;
             if *self.clock == 0 {
                 *self.clock = self.now;
+                self.backlog.new_window();
             }
         }
     }
