@@ -19,6 +19,11 @@ pub const MAX_CONNECTIONS: u32 = 1_000_000;
 pub const MAX_SIZE: usize = 16 << 20;
 /// The longest run, so that every loop is bounded in time.
 pub const MAX_SECONDS: f64 = 24.0 * 3600.0;
+/// The most connections one process may hold: open files are capped at
+/// 20,000 per process here, and a few hundred go to everything else.
+pub const MAX_PER_PROCESS: u32 = 19_000;
+/// The most processes `--procs` may start.
+pub const MAX_PROCS: u32 = 1024;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -76,6 +81,19 @@ pub struct ConnectArgs {
     /// addresses over 127.0.0.0/8 (needed beyond ~28k connections).
     #[arg(long)]
     pub no_spread: bool,
+    /// Split the connections (and the rate) over P child processes, each
+    /// with its own slice of connection ids and at most 19,000 connections;
+    /// their results are summed into one report.
+    #[arg(long)]
+    pub procs: Option<u32>,
+    /// Spread the connections over K consecutive ports from the URL's
+    /// (connection i on port + i % K): several servers without a shared port.
+    #[arg(long, default_value_t = 1)]
+    pub ports: u16,
+    /// Set by the parent of --procs: this process is child K, driven over
+    /// stdin and reporting JSON lines on stdout.
+    #[arg(long, hide = true)]
+    pub child: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -162,12 +180,23 @@ pub struct IdleArgs {
     /// Seconds between pings on each connection (0: no pings).
     #[arg(long, default_value_t = 0.0)]
     pub ping_interval: f64,
-    /// The server's process id, to report its memory per connection.
+    /// After the hold, every connection sends one message and checks its
+    /// echo; the round's duration is reported.
     #[arg(long)]
-    pub pid: Option<u32>,
+    pub echo_once: bool,
+    /// Seconds the --echo-once round may take.
+    #[arg(long, default_value_t = 30.0)]
+    pub echo_timeout: f64,
+    /// A server process id (repeatable): their summed memory per held
+    /// connection and CPU over the hold are reported.
+    #[arg(long)]
+    pub pid: Vec<u32>,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Do not print the final table (for scripts that read --json).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +212,10 @@ pub enum ArgError {
     WarmupTooLong,
     Messages,
     JsonBinary,
+    Procs(u32),
+    PerProcess { procs: u32, per: u32, need: u32 },
+    Child(u32),
+    Ports(u16),
 }
 
 impl std::fmt::Display for ArgError {
@@ -211,6 +244,20 @@ impl std::fmt::Display for ArgError {
             ArgError::WarmupTooLong => write!(f, "--warmup must be shorter than --duration"),
             ArgError::Messages => write!(f, "--messages must be at least 1"),
             ArgError::JsonBinary => write!(f, "--reply json sends text messages; drop --binary"),
+            ArgError::Procs(p) => write!(
+                f,
+                "--procs {p}: must be 1..={MAX_PROCS} and at most --connections"
+            ),
+            ArgError::PerProcess { procs, per, need } => write!(
+                f,
+                "--procs {procs} puts up to {per} connections in one process, over the \
+                 {MAX_PER_PROCESS} one process may hold (open files); use --procs {need} or more"
+            ),
+            ArgError::Child(k) => write!(f, "--child {k}: needs --procs above it"),
+            ArgError::Ports(k) => write!(
+                f,
+                "--ports {k}: must be at least 1 and stay below port 65536"
+            ),
         }
     }
 }
@@ -230,8 +277,32 @@ impl ConnectArgs {
         if self.connections == 0 || self.connections > MAX_CONNECTIONS {
             return Err(ArgError::Connections(self.connections));
         }
-        if self.threads == 0 || self.threads > 256 || self.threads > self.connections {
+        if let Some(p) = self.procs {
+            if p == 0 || p > MAX_PROCS || p > self.connections {
+                return Err(ArgError::Procs(p));
+            }
+            let per = self.connections.div_ceil(p);
+            if per > MAX_PER_PROCESS {
+                let need = self.connections.div_ceil(MAX_PER_PROCESS);
+                return Err(ArgError::PerProcess {
+                    procs: p,
+                    per,
+                    need,
+                });
+            }
+        }
+        match (self.child, self.procs) {
+            (Some(k), Some(p)) if k < p => {}
+            (Some(k), _) => return Err(ArgError::Child(k)),
+            _ => {}
+        }
+        // Every process gets the same threads, so the smallest slice bounds them.
+        let smallest = self.connections / self.procs.unwrap_or(1);
+        if self.threads == 0 || self.threads > 256 || self.threads > smallest {
             return Err(ArgError::Threads(self.threads));
+        }
+        if self.ports == 0 || u32::from(self.url.addr.port()) + u32::from(self.ports) > 65536 {
+            return Err(ArgError::Ports(self.ports));
         }
         seconds("ramp", self.ramp)?;
         if self.ramp > 1e9 {
@@ -306,6 +377,7 @@ impl IdleArgs {
     pub fn validate(&self) -> Result<(), ArgError> {
         self.conn.validate()?;
         seconds("hold", self.hold)?;
+        seconds("echo-timeout", self.echo_timeout)?;
         seconds("ping-interval", self.ping_interval)
     }
 }

@@ -45,6 +45,9 @@ pub struct Plan {
     pub payload: Pattern,
     /// Offer permessage-deflate.
     pub deflate: bool,
+    /// Count a close reply other than 1000, or none, as an error (idle:
+    /// the closing handshake is part of what it verifies).
+    pub check_close: bool,
 }
 
 impl Plan {
@@ -248,6 +251,9 @@ pub struct Client {
     pings_out: u64,
     /// The server's close has been seen (and answered by the library).
     heard_close: bool,
+    /// Our close (1000) is out.
+    close_sent: bool,
+    check_close: bool,
     /// The most the write queue may hold.
     write_capacity: usize,
     rx: Rx,
@@ -281,6 +287,8 @@ impl Client {
             started_ns: now,
             pings_out: 0,
             heard_close: false,
+            close_sent: false,
+            check_close: plan.check_close,
             write_capacity,
             rx: Rx {
                 kind: plan.kind,
@@ -386,7 +394,7 @@ impl Client {
                     }
                 }
                 // Already answered by the library.
-                Incoming::Ping(_) => {}
+                Incoming::Ping(_) => stats.pings_in += 1,
                 Incoming::Pong(_) => {
                     stats.pongs += 1;
                     *pings_out = pings_out.saturating_sub(1);
@@ -406,7 +414,15 @@ impl Client {
                 if !self.heard_close && self.conn.close_frame().is_some() {
                     self.heard_close = true;
                     if self.state == State::Closing {
-                        stats.closed_clean += 1;
+                        let code = self.conn.close_frame().and_then(|f| f.code);
+                        if self.check_close && code != Some(1000) {
+                            stats.errors.bad_close += 1;
+                            stats.note(|| {
+                                format!("connection {id}: close 1000 answered with {code:?}")
+                            });
+                        } else {
+                            stats.closed_clean += 1;
+                        }
                     } else {
                         // The server hung up mid-run; the library answered
                         // its close as the RFC asks.
@@ -506,7 +522,10 @@ impl Client {
     pub fn close(&mut self, stats: &mut Stats, keys: &mut Keys, now: u64) {
         if self.state == State::Open {
             match self.conn.close(1000, "", keys, millis(now)) {
-                Ok(()) => self.state = State::Closing,
+                Ok(()) => {
+                    self.state = State::Closing;
+                    self.close_sent = true;
+                }
                 Err(ClientError::Io(_)) => self.fail_connection(stats),
                 Err(_) => self.done(),
             }
@@ -526,6 +545,11 @@ impl Client {
         stats.errors.unanswered += unanswered;
         stats.errors.ping_unanswered += self.pings_out;
         self.pings_out = 0;
+        if self.check_close && self.close_sent && !self.heard_close {
+            stats.errors.close_unanswered += 1;
+            let id = self.id;
+            stats.note(|| format!("connection {id}: our close was never answered"));
+        }
         if matches!(self.state, State::Connecting | State::Handshaking) {
             let (id, state) = (self.id, self.state);
             stats.note(|| format!("connection {id}: timed out while {state:?}"));

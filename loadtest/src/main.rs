@@ -5,25 +5,34 @@
 //! Invariants: only loopback targets are ever contacted (checked when the URL
 //! is parsed); every run ends on its own (all loops are bounded in count and
 //! time); the exit status is non-zero whenever any message or connection went
-//! wrong, so scripts can rely on it. `run` is the default subcommand.
+//! wrong, so scripts can rely on it. `run` is the default subcommand. With
+//! `--procs`, this executable is also each child process (a hidden
+//! `--child K`), reporting to its parent instead of printing.
 
 mod args;
+mod child;
 mod client;
 mod compare;
 mod fanout;
+mod idle;
+mod idle_report;
 mod limits;
 mod payload;
 mod plot;
+mod probe;
 mod procfs;
+mod procs;
 mod reply;
 mod report;
 mod rng;
 mod run;
 mod socket;
+mod split;
 mod stats;
 mod strace;
 mod target;
 mod window;
+mod wire;
 mod worker;
 
 use std::process::ExitCode;
@@ -57,6 +66,8 @@ fn with_default_subcommand() -> Vec<std::ffi::OsString> {
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_subcommand());
     match cli.command {
+        Command::Run(a) if a.conn.child.is_some() => child::run(&a),
+        Command::Idle(a) if a.conn.child.is_some() => child::idle(&a),
         Command::Run(a) => match run::run(&a) {
             Ok(s) => {
                 if !a.quiet {
@@ -87,16 +98,26 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Idle(a) => match run::idle(&a) {
+        Command::Idle(a) => match idle::idle(&a) {
             Ok(s) => {
-                print!("{}", s.table());
+                if !a.quiet {
+                    print!("{}", s.table());
+                }
                 if let Some(p) = &a.json {
                     if let Err(e) = report::write_json(p, &s) {
                         eprintln!("error: {}", run::RunError::Output(p.clone(), e));
                         return ExitCode::from(2);
                     }
                 }
-                if s.error_total > 0 {
+                if s.failed() {
+                    if a.quiet {
+                        eprintln!(
+                            "error: {}",
+                            s.first_error
+                                .as_deref()
+                                .unwrap_or("not every connection held")
+                        );
+                    }
                     ExitCode::from(1)
                 } else {
                     ExitCode::SUCCESS

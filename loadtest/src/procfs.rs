@@ -7,10 +7,11 @@
 /// A `kB` field of /proc/PID/status (e.g. "VmRSS", "VmHWM"), in bytes.
 pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_status(&text, field)
+    parse_kb(&text, field)
 }
 
-fn parse_status(text: &str, field: &str) -> Option<u64> {
+/// A `kB` field of a /proc file in "Name:  N kB" lines (status, meminfo), in bytes.
+pub fn parse_kb(text: &str, field: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(field)?.strip_prefix(':')?;
         let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
@@ -60,9 +61,9 @@ mod tests {
     #[test]
     fn parses_status_and_stat() {
         let s = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
-        assert_eq!(parse_status(s, "VmRSS"), Some(1024 * 1024));
-        assert_eq!(parse_status(s, "VmHWM"), Some(2048 * 1024));
-        assert_eq!(parse_status(s, "VmSwap"), None);
+        assert_eq!(parse_kb(s, "VmRSS"), Some(1024 * 1024));
+        assert_eq!(parse_kb(s, "VmHWM"), Some(2048 * 1024));
+        assert_eq!(parse_kb(s, "VmSwap"), None);
         let st = "12 (a) b) S 1 2 3 4 5 6 7 8 9 10 300 200 0 0";
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         assert_eq!(parse_stat(st), Some((300.0 / hz, 200.0 / hz)));

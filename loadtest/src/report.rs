@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::args::{IdleArgs, RunArgs};
+use crate::args::RunArgs;
 use crate::procfs;
 use crate::stats::{Errors, Percentiles, Stats};
 
@@ -39,6 +39,17 @@ impl ServerSample {
         }
     }
 
+    /// The echoes of the window, when they were only counted after it
+    /// (--procs: the children count them).
+    pub fn set_messages(&mut self, messages: u64) {
+        self.messages = messages;
+        self.cpu_us_per_message = if messages > 0 {
+            self.cpu_seconds * 1e6 / messages as f64
+        } else {
+            0.0
+        };
+    }
+
     pub fn end(&mut self, received: u64, wall: f64) {
         self.cpu_seconds = procfs::cpu_seconds(self.pid).unwrap_or(self.cpu0) - self.cpu0;
         self.cpu_percent = 100.0 * self.cpu_seconds / wall.max(1e-9);
@@ -68,6 +79,8 @@ pub struct Summary {
     pub inflight: u32,
     pub rate: Option<f64>,
     pub threads: u32,
+    /// Processes the connections were split over (--procs).
+    pub procs: u32,
     pub connections_requested: u32,
     pub connections_made: u64,
     pub handshake_seconds: f64,
@@ -131,6 +144,7 @@ impl Summary {
             inflight: args.window(),
             rate: args.rate,
             threads: args.conn.threads,
+            procs: args.conn.procs.unwrap_or(1),
             connections_requested: args.conn.connections,
             connections_made: s.connected,
             handshake_seconds: hs,
@@ -222,10 +236,15 @@ impl Summary {
         );
         let _ = writeln!(
             o,
-            "generator CPU   {:.0}% of a core ({} thread{})",
+            "generator CPU   {:.0}% of a core ({} thread{}{})",
             self.generator_cpu_percent,
             self.threads,
-            if self.threads == 1 { "" } else { "s" }
+            if self.threads == 1 { "" } else { "s" },
+            if self.procs > 1 {
+                format!(" in each of {} processes", self.procs)
+            } else {
+                String::new()
+            }
         );
         if let Some(s) = &self.server {
             let _ = writeln!(
@@ -267,104 +286,6 @@ fn latency_curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
     }
     pts.push((100.0, h.max() as f64 / 1000.0));
     pts
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct IdleSummary {
-    pub url: String,
-    pub connections_requested: u32,
-    pub connections_made: u64,
-    pub handshakes_per_sec: f64,
-    pub hold_seconds: f64,
-    pub held: u64,
-    pub pings: u64,
-    pub pongs: u64,
-    pub closed_clean: u64,
-    pub server_rss_before: Option<u64>,
-    pub server_rss_after: Option<u64>,
-    pub server_bytes_per_connection: Option<f64>,
-    pub errors: Errors,
-    pub error_total: u64,
-    pub first_error: Option<String>,
-}
-
-impl IdleSummary {
-    pub fn new(
-        args: &IdleArgs,
-        s: &Stats,
-        held: u64,
-        before: Option<u64>,
-        after: Option<u64>,
-    ) -> Self {
-        let hs = s.last_handshake_ns.saturating_sub(s.first_connect_ns) as f64 / 1e9;
-        let per_conn = match (before, after) {
-            (Some(b), Some(a)) if held > 0 => Some((a as f64 - b as f64) / held as f64),
-            _ => None,
-        };
-        IdleSummary {
-            url: format!("ws://{}{}", args.conn.url.host, args.conn.url.path),
-            connections_requested: args.conn.connections,
-            connections_made: s.connected,
-            handshakes_per_sec: if hs > 0.0 {
-                s.connected as f64 / hs
-            } else {
-                0.0
-            },
-            hold_seconds: args.hold,
-            held,
-            pings: s.pings,
-            pongs: s.pongs,
-            closed_clean: s.closed_clean,
-            server_rss_before: before,
-            server_rss_after: after,
-            server_bytes_per_connection: per_conn,
-            errors: s.errors,
-            error_total: s.errors.total(),
-            first_error: s.first_error.clone(),
-        }
-    }
-
-    pub fn table(&self) -> String {
-        use std::fmt::Write;
-        let mut o = String::new();
-        let _ = writeln!(o, "target          {}", self.url);
-        let _ = writeln!(
-            o,
-            "connections     {} of {} made, {:.0} handshakes/s",
-            self.connections_made, self.connections_requested, self.handshakes_per_sec
-        );
-        let _ = writeln!(
-            o,
-            "held            {} for {:.1} s",
-            self.held, self.hold_seconds
-        );
-        let _ = writeln!(
-            o,
-            "pings           {} sent, {} pongs",
-            self.pings, self.pongs
-        );
-        if let (Some(b), Some(a)) = (self.server_rss_before, self.server_rss_after) {
-            let _ = writeln!(
-                o,
-                "server RSS      {:.1} MiB -> {:.1} MiB, {:.0} B per connection",
-                b as f64 / 1048576.0,
-                a as f64 / 1048576.0,
-                self.server_bytes_per_connection.unwrap_or(0.0)
-            );
-        }
-        let _ = writeln!(o, "clean closes    {}", self.closed_clean);
-        let errs = self.errors.nonzero();
-        if errs.is_empty() {
-            let _ = writeln!(o, "errors          none");
-        }
-        for (name, n) in errs {
-            let _ = writeln!(o, "ERROR           {name}: {n}");
-        }
-        if let Some(e) = &self.first_error {
-            let _ = writeln!(o, "first error     {e}");
-        }
-        o
-    }
 }
 
 pub fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> std::io::Result<()> {

@@ -6,6 +6,9 @@
 //! is given) at the start and end of the sending window, so those figures
 //! cover the same interval as the message counts. Waiting is bounded: every
 //! worker ends by its own deadlines, and the main loop only polls counters.
+//! In a child of --procs the common start waits (boundedly) for the
+//! parent's word, so every process starts sending together; this process
+//! then only ever touches its own slice of the connection ids.
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use zerows::MessageKind;
 
-use crate::args::{ConnectArgs, IdleArgs, Mode, RunArgs};
+use crate::args::{ConnectArgs, Mode, RunArgs};
+use crate::child::Gate;
 use crate::client::Plan;
 use crate::procfs;
-use crate::report::{IdleSummary, ServerSample, Summary};
+use crate::report::{ServerSample, Summary};
 use crate::stats::Stats;
+use crate::wire::{Report, GO};
 use crate::worker::{self, Clock, Outcome, Shared, Task, WorkerConfig};
 
 #[derive(Debug)]
@@ -28,6 +33,10 @@ pub enum RunError {
     Worker(std::io::Error),
     WorkerPanicked,
     Output(std::path::PathBuf, std::io::Error),
+    /// This process, as a child of --procs, lost its parent or its way.
+    Child(String),
+    /// A child of --procs failed or did not finish in time.
+    Procs(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -38,6 +47,8 @@ impl std::fmt::Display for RunError {
             RunError::Worker(e) => write!(f, "worker failed: {e}"),
             RunError::WorkerPanicked => write!(f, "a worker thread panicked"),
             RunError::Output(p, e) => write!(f, "cannot write {}: {e}", p.display()),
+            RunError::Child(e) => write!(f, "child process: {e}"),
+            RunError::Procs(e) => write!(f, "--procs: {e}"),
         }
     }
 }
@@ -46,13 +57,18 @@ impl std::error::Error for RunError {}
 
 /// Gap between the last worker connecting and the common start, so every
 /// worker sees the start time before it passes.
-const START_DELAY_NS: u64 = 20_000_000;
+pub const START_DELAY_NS: u64 = 20_000_000;
 const TICK: Duration = Duration::from_millis(100);
 
-/// Connection ids and per-connection quotas for worker `w` of `threads`.
+/// Connection ids and per-connection quotas for worker `w` of `threads`,
+/// within this process's slice. Quotas (and, in `launch`, rate and ramp
+/// fractions) are reckoned over all the connections of the run, so the
+/// slices of --procs add up to what one process would do.
 fn share(conn: &ConnectArgs, messages: Option<u64>, w: u32) -> (Vec<u32>, Vec<u64>) {
-    let ids: Vec<u32> = (0..conn.connections)
-        .filter(|i| i % conn.threads == w)
+    let slice = conn.slice();
+    let ids: Vec<u32> = slice
+        .clone()
+        .filter(|i| (i - slice.start) % conn.threads == w)
         .collect();
     let n = u64::from(conn.connections);
     let quotas = ids
@@ -65,34 +81,40 @@ fn share(conn: &ConnectArgs, messages: Option<u64>, w: u32) -> (Vec<u32>, Vec<u6
     (ids, quotas)
 }
 
-struct Launched {
-    shared: Arc<Shared>,
-    handles: Vec<std::thread::JoinHandle<std::io::Result<Outcome>>>,
-    epoch: Instant,
+pub struct Launched {
+    pub shared: Arc<Shared>,
+    pub handles: Vec<std::thread::JoinHandle<std::io::Result<Outcome>>>,
+    pub epoch: Instant,
+    /// The epoch on the machine's monotonic clock, for other processes.
+    pub epoch_mono: u64,
 }
 
 /// How the workers are set up, beyond the connection options.
-struct Setup<T: Fn(f64) -> Task> {
-    plan: Plan,
-    messages: Option<u64>,
+pub struct Setup<T: Fn(f64) -> Task> {
+    pub plan: Plan,
+    pub messages: Option<u64>,
     /// The task for a worker with this fraction of the connections.
-    task: T,
-    timeline_secs: usize,
-    spin: bool,
+    pub task: T,
+    pub timeline_secs: usize,
+    pub spin: bool,
 }
 
-fn launch<T: Fn(f64) -> Task>(conn: &ConnectArgs, setup: Setup<T>) -> Result<Launched, RunError> {
-    let limit = crate::limits::raise_nofile(u64::from(conn.connections));
-    if limit < u64::from(conn.connections) + 16 {
+pub fn launch<T: Fn(f64) -> Task>(
+    conn: &ConnectArgs,
+    setup: Setup<T>,
+) -> Result<Launched, RunError> {
+    let mine = conn.slice().len() as u64;
+    let limit = crate::limits::raise_nofile(mine);
+    if limit < mine + 16 {
         // Not fatal: the connects that find no descriptor are counted and
         // reported as failed, which is the honest outcome.
         eprintln!(
-            "warning: the open-file limit is {limit} (hard limit reached); {} connections will not all fit",
-            conn.connections
+            "warning: the open-file limit is {limit} (hard limit reached); {mine} connections will not all fit",
         );
     }
     let shared = Arc::new(Shared::new(conn.threads as usize));
     let epoch = Instant::now();
+    let epoch_mono = crate::wire::mono_ns();
     let mut handles = Vec::new();
     for w in 0..conn.threads {
         let (ids, quotas) = share(conn, setup.messages, w);
@@ -105,6 +127,7 @@ fn launch<T: Fn(f64) -> Task>(conn: &ConnectArgs, setup: Setup<T>) -> Result<Lau
             ramp: conn.ramp * fraction,
             connect_timeout_ns: (conn.connect_timeout * 1e9) as u64,
             spread: !conn.no_spread,
+            ports: conn.ports,
             task: (setup.task)(fraction),
             timeline_secs: setup.timeline_secs,
             spin: setup.spin,
@@ -120,10 +143,11 @@ fn launch<T: Fn(f64) -> Task>(conn: &ConnectArgs, setup: Setup<T>) -> Result<Lau
         shared,
         handles,
         epoch,
+        epoch_mono,
     })
 }
 
-fn progress_bar() -> Option<indicatif::ProgressBar> {
+pub fn progress_bar() -> Option<indicatif::ProgressBar> {
     std::io::stdout().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.enable_steady_tick(Duration::from_millis(200));
@@ -131,7 +155,7 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     })
 }
 
-fn live_line(shared: &Shared, phase: &str, since: Option<(Instant, u64)>) -> String {
+pub fn live_line(shared: &Shared, phase: &str, since: Option<(Instant, u64)>) -> String {
     let sum = |f: fn(&worker::Live) -> &std::sync::atomic::AtomicU64| -> u64 {
         shared.live.iter().map(|l| f(l).load(Relaxed)).sum()
     };
@@ -153,8 +177,13 @@ fn received(shared: &Shared) -> u64 {
     shared.live.iter().map(|l| l.received.load(Relaxed)).sum()
 }
 
-/// Wait until every worker is connected, then set the common start.
-fn start_when_connected(l: &Launched, pb: &Option<indicatif::ProgressBar>) -> u64 {
+/// Wait until every worker is connected, then set the common start; a
+/// child of --procs first reports and waits for the parent's word.
+pub fn start_when_connected(
+    l: &Launched,
+    pb: &Option<indicatif::ProgressBar>,
+    gate: Option<(&Gate, &ConnectArgs)>,
+) -> Result<u64, RunError> {
     let workers = l.handles.len();
     // Bounded: each worker reaches this point by its connect timeout, or
     // has exited (a panicked or failed worker is caught at join).
@@ -166,26 +195,40 @@ fn start_when_connected(l: &Launched, pb: &Option<indicatif::ProgressBar>) -> u6
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    if let Some((g, conn)) = gate {
+        let sum = |f: fn(&worker::Live) -> &std::sync::atomic::AtomicU64| -> u64 {
+            l.shared.live.iter().map(|w| f(w).load(Relaxed)).sum()
+        };
+        g.report(&Report::Connected {
+            connected: sum(|w| &w.connected),
+            errors: sum(|w| &w.errors),
+        })?;
+        // The slowest child may still be connecting: the parent's bound on
+        // that phase, with slack for starting processes.
+        g.wait(GO, conn.connect_bound() + 30.0)?;
+    }
     let start = l.epoch.elapsed().as_nanos() as u64 + START_DELAY_NS;
     l.shared.start_ns.store(start, Relaxed);
-    start
+    Ok(start)
 }
 
-fn join(l: Launched) -> Result<(Stats, u64), RunError> {
+/// Every worker's outcome, summed: (stats, held, at once).
+pub fn join(l: Launched) -> Result<(Stats, u64, u64), RunError> {
     let mut total: Option<Stats> = None;
-    let mut held = 0;
+    let (mut held, mut at_once) = (0, 0);
     for h in l.handles {
         let out = h
             .join()
             .map_err(|_| RunError::WorkerPanicked)?
             .map_err(RunError::Worker)?;
         held += out.held;
+        at_once += out.at_once;
         match total.as_mut() {
             None => total = Some(out.stats),
             Some(t) => t.merge(&out.stats),
         }
     }
-    Ok((total.expect("at least one worker"), held))
+    Ok((total.expect("at least one worker"), held, at_once))
 }
 
 fn sleep_until(epoch: Instant, ns: u64) {
@@ -209,11 +252,32 @@ fn plan(args: &RunArgs) -> Plan {
         reply: args.reply,
         payload: args.payload,
         deflate: args.deflate,
+        check_close: false,
     }
 }
 
 pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
     args.validate().map_err(RunError::Args)?;
+    if args.conn.is_parent() {
+        return crate::procs::run(args);
+    }
+    let t = traffic(args, None)?;
+    Ok(Summary::new(args, &t.stats, t.cpu, t.wall, t.server))
+}
+
+/// One process's share of a `run`.
+pub struct Traffic {
+    pub stats: Stats,
+    /// Our CPU seconds over the measured window, and its length.
+    pub cpu: f64,
+    pub wall: f64,
+    pub server: Option<ServerSample>,
+    pub epoch_mono: u64,
+}
+
+/// Connect, send and verify this process's connections; in a child of
+/// --procs (`gate`), start sending when the parent says so.
+pub fn traffic(args: &RunArgs, gate: Option<&Gate>) -> Result<Traffic, RunError> {
     let plan = plan(args);
     let duration = args.duration();
     let timeline_secs = (duration + args.drain).ceil() as usize + 2;
@@ -234,15 +298,17 @@ pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
         spin: !args.no_spin,
     };
     let l = launch(&args.conn, setup)?;
-    let pb = progress_bar();
-    let start = start_when_connected(&l, &pb);
+    let pb = if gate.is_none() { progress_bar() } else { None };
+    let start = start_when_connected(&l, &pb, gate.map(|g| (g, &args.conn)))?;
 
     // Sample CPU at the edges of the measured window.
     let warm = start + (args.warmup * 1e9) as u64;
     let end = start + (duration * 1e9) as u64;
     sleep_until(l.epoch, warm);
+    // In a child the parent samples the server.
     let mut server = args
         .server_pid
+        .filter(|_| gate.is_none())
         .map(|pid| ServerSample::begin(pid, received(&l.shared)));
     let cpu0 = procfs::self_cpu_seconds();
     let t0 = Instant::now();
@@ -266,61 +332,18 @@ pub fn run(args: &RunArgs) -> Result<Summary, RunError> {
     if let Some(pb) = &pb {
         pb.set_message(live_line(&l.shared, "draining", None));
     }
-    let (stats, _) = join(l)?;
+    let epoch_mono = l.epoch_mono;
+    let (stats, _, _) = join(l)?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    Ok(Summary::new(args, &stats, cpu_secs, wall, server))
-}
-
-pub fn idle(args: &IdleArgs) -> Result<IdleSummary, RunError> {
-    args.validate().map_err(RunError::Args)?;
-    let plan = Plan {
-        target: args.conn.url.clone(),
-        sizes: vec![crate::payload::MIN_SIZE],
-        kind: MessageKind::Binary,
-        window: 1,
-        reply: crate::reply::ReplyMode::Echo,
-        payload: crate::payload::Pattern::Random,
-        deflate: false,
-    };
-    let rss_before = args.pid.and_then(|p| procfs::status_bytes(p, "VmRSS"));
-    let conns = f64::from(args.conn.connections);
-    let interval = args.ping_interval;
-    let task = |fraction: f64| Task::Idle {
-        hold_ns: (args.hold * 1e9) as u64,
-        ping_rate: if interval > 0.0 {
-            conns * fraction / interval
-        } else {
-            0.0
-        },
-    };
-    let setup = Setup {
-        plan,
-        messages: Some(0),
-        task,
-        timeline_secs: args.hold.ceil() as usize + 2,
-        spin: false,
-    };
-    let l = launch(&args.conn, setup)?;
-    let pb = progress_bar();
-    start_when_connected(&l, &pb);
-    let workers = l.handles.len();
-    while l.shared.held_workers.load(Relaxed) < workers
-        && !l.handles.iter().any(|h| h.is_finished())
-    {
-        if let Some(pb) = &pb {
-            pb.set_message(live_line(&l.shared, "holding", None));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let rss_after = args.pid.and_then(|p| procfs::status_bytes(p, "VmRSS"));
-    l.shared.release.store(true, Relaxed);
-    let (stats, held) = join(l)?;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
-    Ok(IdleSummary::new(args, &stats, held, rss_before, rss_after))
+    Ok(Traffic {
+        stats,
+        cpu: cpu_secs,
+        wall,
+        server,
+        epoch_mono,
+    })
 }
 
 #[cfg(test)]
@@ -336,6 +359,9 @@ mod tests {
             threads: 3,
             connect_timeout: 1.0,
             no_spread: false,
+            procs: None,
+            ports: 1,
+            child: None,
         };
         let mut ids = Vec::new();
         let mut total = 0;

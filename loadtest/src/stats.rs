@@ -8,13 +8,13 @@
 //! before the end of sending); errors count whenever they happen.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The highest latency the histogram keeps exactly; longer ones saturate.
 const MAX_LATENCY_NS: u64 = 600_000_000_000;
 
 /// Every way a run can go wrong; any non-zero field fails the run.
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Errors {
     /// TCP connect failed or timed out.
     pub connect_failed: u64,
@@ -38,6 +38,10 @@ pub struct Errors {
     pub connection_lost: u64,
     /// Pings without a pong (idle mode).
     pub ping_unanswered: u64,
+    /// Our close (1000) answered with another code, or with none (idle).
+    pub bad_close: u64,
+    /// Our close never answered before the connection ended (idle).
+    pub close_unanswered: u64,
 }
 
 impl Errors {
@@ -53,6 +57,8 @@ impl Errors {
             + self.protocol
             + self.connection_lost
             + self.ping_unanswered
+            + self.bad_close
+            + self.close_unanswered
     }
 
     pub fn add(&mut self, o: &Errors) {
@@ -67,6 +73,8 @@ impl Errors {
         self.protocol += o.protocol;
         self.connection_lost += o.connection_lost;
         self.ping_unanswered += o.ping_unanswered;
+        self.bad_close += o.bad_close;
+        self.close_unanswered += o.close_unanswered;
     }
 
     /// (name, count) for the non-zero kinds, for the table.
@@ -83,6 +91,8 @@ impl Errors {
             ("protocol error", self.protocol),
             ("connection lost", self.connection_lost),
             ("ping unanswered", self.ping_unanswered),
+            ("close not echoed as 1000", self.bad_close),
+            ("close unanswered", self.close_unanswered),
         ]
         .into_iter()
         .filter(|&(_, n)| n > 0)
@@ -106,6 +116,12 @@ pub struct Stats {
     pub measured_bytes_in: u64,
     pub pings: u64,
     pub pongs: u64,
+    /// Pings from the server (its heartbeat), each answered by the library.
+    pub pings_in: u64,
+    /// Idle's echo round: when it started and when the last echo came
+    /// (ns since the epoch; `u64::MAX` and 0 until then).
+    pub echo_start_ns: u64,
+    pub last_echo_ns: u64,
     /// Clean closes: our close frame was answered.
     pub closed_clean: u64,
     pub errors: Errors,
@@ -134,6 +150,9 @@ impl Stats {
             measured_bytes_in: 0,
             pings: 0,
             pongs: 0,
+            pings_in: 0,
+            echo_start_ns: u64::MAX,
+            last_echo_ns: 0,
             closed_clean: 0,
             errors: Errors::default(),
             latency: new_histogram(),
@@ -157,6 +176,7 @@ impl Stats {
     #[inline]
     pub fn echo(&mut self, sent_at: u64, now: u64, bytes_out: usize, bytes_in: usize) {
         self.received += 1;
+        self.last_echo_ns = self.last_echo_ns.max(now);
         if now >= self.send_start_ns {
             let sec = ((now - self.send_start_ns) / 1_000_000_000) as usize;
             if let Some(slot) = self.timeline.get_mut(sec) {
@@ -183,6 +203,9 @@ impl Stats {
         self.measured_bytes_in += o.measured_bytes_in;
         self.pings += o.pings;
         self.pongs += o.pongs;
+        self.pings_in += o.pings_in;
+        self.echo_start_ns = self.echo_start_ns.min(o.echo_start_ns);
+        self.last_echo_ns = self.last_echo_ns.max(o.last_echo_ns);
         self.closed_clean += o.closed_clean;
         self.errors.add(&o.errors);
         // Same bounds on both sides, so adding cannot fail.

@@ -2,8 +2,9 @@
 //! connections through the phases of a run.
 //!
 //! Invariants: phases only move forward (connect → wait for the common start
-//! → send or hold → drain → close → done), and each one ends by a condition
-//! or its deadline, whichever comes first, so the loop always terminates.
+//! → send or hold → drain → [idle: one echo per connection] → close → done),
+//! and each one ends by a condition or its deadline, whichever comes first,
+//! so the loop always terminates.
 //! The only shared state is the `Shared` atomics: the main thread starts the
 //! common clock when every worker is connected and (for `idle`) releases the
 //! workers after sampling the server's memory; workers publish live counts.
@@ -65,7 +66,24 @@ pub enum Task {
         hold_ns: u64,
         /// Pings per second for this worker (0: none).
         ping_rate: f64,
+        /// Once released, send one message per connection and await its echo.
+        echo_once: bool,
+        /// Time allowed for that round, and for the close replies after it.
+        echo_timeout_ns: u64,
     },
+}
+
+impl Task {
+    fn close_timeout_ns(&self) -> u64 {
+        match *self {
+            Task::Traffic { .. } => CLOSE_TIMEOUT_NS,
+            // Every connection closes at once; hundreds of thousands of
+            // close handshakes take longer than a run's few.
+            Task::Idle {
+                echo_timeout_ns, ..
+            } => echo_timeout_ns.max(CLOSE_TIMEOUT_NS),
+        }
+    }
 }
 
 pub struct WorkerConfig {
@@ -79,6 +97,8 @@ pub struct WorkerConfig {
     pub ramp: f64,
     pub connect_timeout_ns: u64,
     pub spread: bool,
+    /// Consecutive ports the connections spread over (1: the URL's only).
+    pub ports: u16,
     pub task: Task,
     pub timeline_secs: usize,
     /// Busy-poll instead of sleeping when a paced send is less than 1 ms away.
@@ -102,6 +122,8 @@ pub struct Shared {
     pub start_ns: AtomicU64,
     /// Workers that finished holding (idle).
     pub held_workers: AtomicUsize,
+    /// Connections open when their worker finished holding (idle).
+    pub held: AtomicU64,
     /// The main thread is done sampling; close now (idle).
     pub release: AtomicBool,
     pub live: Vec<Live>,
@@ -120,6 +142,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// Connections still open when holding ended (idle).
     pub held: u64,
+    /// Connections still open when released (idle): open since before
+    /// every worker (and every process) reported its hold done.
+    pub at_once: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +154,7 @@ enum Phase {
     Sending,
     Holding,
     Draining,
+    Echoing,
     Closing,
 }
 
@@ -162,6 +188,7 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
     let mut pace = 0.0f64;
     let mut paced = 0u64;
     let mut held = 0u64;
+    let mut at_once = 0u64;
     // (echoes received, when that count last moved or nothing was owed)
     let mut progress = (0u64, 0u64);
     let stall_ns = match cfg.task {
@@ -184,8 +211,10 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                 };
                 while opened < n.min(by_ramp) && in_progress < MAX_PENDING {
                     let id = cfg.ids[opened];
-                    let src = socket::source_for(id, plan.target.addr, cfg.spread);
-                    let made = socket::connect(plan.target.addr, src).and_then(|stream| {
+                    let mut addr = plan.target.addr;
+                    addr.set_port(addr.port() + (id % u32::from(cfg.ports)) as u16);
+                    let src = socket::source_for(id, addr, cfg.spread);
+                    let made = socket::connect(addr, src).and_then(|stream| {
                         Client::new(
                             id,
                             stream,
@@ -259,7 +288,9 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                                 }
                             }
                         }
-                        Task::Idle { hold_ns, ping_rate } => {
+                        Task::Idle {
+                            hold_ns, ping_rate, ..
+                        } => {
                             deadline = s + hold_ns;
                             pace = ping_rate;
                             phase = Phase::Holding;
@@ -310,6 +341,7 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                 if now >= deadline || all_sent || stalled {
                     if phase == Phase::Holding {
                         held = clients.iter().filter(|c| c.state == State::Open).count() as u64;
+                        shared.held.fetch_add(held, Relaxed);
                         shared.held_workers.fetch_add(1, Relaxed);
                         // Keep serving pongs until the main thread releases us.
                         pace = 0.0;
@@ -336,11 +368,42 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
                     }
                 };
                 if released {
+                    if let Task::Idle {
+                        echo_once,
+                        echo_timeout_ns,
+                        ..
+                    } = cfg.task
+                    {
+                        at_once = clients.iter().filter(|c| c.state == State::Open).count() as u64;
+                        if echo_once {
+                            stats.echo_start_ns = now;
+                            for c in clients.iter_mut().filter(|c| c.state == State::Open) {
+                                c.quota = 1;
+                                c.pump(plan, now, &mut stats, &mut keys, true);
+                            }
+                            phase = Phase::Echoing;
+                            deadline = now + echo_timeout_ns;
+                        }
+                    }
+                    if phase == Phase::Draining {
+                        for c in clients.iter_mut() {
+                            c.close(&mut stats, &mut keys, now);
+                        }
+                        phase = Phase::Closing;
+                        deadline = now + cfg.task.close_timeout_ns();
+                    }
+                }
+            }
+            Phase::Echoing => {
+                let answered =
+                    housekeeping && clients.iter().all(|c| c.idle() || c.state != State::Open);
+                if answered || now >= deadline {
+                    // Echoes still owed are counted as unanswered at the end.
                     for c in clients.iter_mut() {
                         c.close(&mut stats, &mut keys, now);
                     }
                     phase = Phase::Closing;
-                    deadline = now + CLOSE_TIMEOUT_NS;
+                    deadline = now + cfg.task.close_timeout_ns();
                 }
             }
             Phase::Closing => {
@@ -409,5 +472,9 @@ pub fn run(cfg: WorkerConfig, clock: Clock, shared: Arc<Shared>) -> std::io::Res
         c.finish(&mut stats);
     }
     live.errors.store(stats.errors.total(), Relaxed);
-    Ok(Outcome { stats, held })
+    Ok(Outcome {
+        stats,
+        held,
+        at_once,
+    })
 }
