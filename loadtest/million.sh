@@ -14,8 +14,9 @@
 # Settings (environment): N (1000000), SERVERS (N/16000 rounded up: the
 # kernel's reuse-port hash spreads connections unevenly, so each server is
 # kept well under the 20,000 files one process may open), PROCS (N/18000
-# rounded up), HOLD (30 s), PING (server heartbeat interval, HOLD/3, at
-# least 1 s), PONG_TIMEOUT (PING, at least 5 s: zerows checks a pinged
+# rounded up), HOLD (90 s), PING (server heartbeat interval, 2/3 of HOLD, at
+# least 1 s: every connection is pinged during the hold; at 1,000,000 on 2
+# cores a ping every 20 s takes all the CPU, see docs/benchmarks.md), PONG_TIMEOUT (PING, at least 5 s: zerows checks a pinged
 # connection again only when its pong deadline passes, so this also paces
 # the pings after the first), PORT (9700), MAX_PER_SERVER (19000, each server's
 # --max-connections), LISTEN (reuse-port: one port for every server;
@@ -40,8 +41,8 @@ root=$(cd "$here/.." && pwd)
 N=${N:-1000000}
 SERVERS=${SERVERS:-$(((N + 15999) / 16000))}
 PROCS=${PROCS:-$(((N + 17999) / 18000))}
-HOLD=${HOLD:-30}
-PING=${PING:-$(((HOLD / 3) > 1 ? HOLD / 3 : 1))}
+HOLD=${HOLD:-90}
+PING=${PING:-$(((HOLD * 2 / 3) > 1 ? HOLD * 2 / 3 : 1))}
 PONG_TIMEOUT=${PONG_TIMEOUT:-$((PING > 5 ? PING : 5))}
 PORT=${PORT:-9700}
 MAX_PER_SERVER=${MAX_PER_SERVER:-19000}
