@@ -112,25 +112,12 @@ impl Instance {
     }
 
     fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{signal} failed");
+        common::send_signal(&self.child, signal);
     }
 
     /// The exit code, if the process ends within `limit`.
     fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status.code().unwrap_or(-1));
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        common::wait_exit(&mut self.child, limit)
     }
 
     fn log(&self) -> String {

@@ -382,24 +382,28 @@ impl IdleArgs {
     }
 }
 
+/// `run` with the default target and `extra` arguments, parsed and
+/// checked (for the tests of this crate).
+#[cfg(test)]
+pub(crate) fn parse_run(extra: &[&str]) -> Result<RunArgs, String> {
+    let mut argv = vec!["zerows-loadtest", "run", "ws://127.0.0.1:9/"];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv)
+        .map_err(|e| e.to_string())?
+        .command
+    {
+        Command::Run(r) => {
+            r.validate().map_err(|e| e.to_string())?;
+            Ok(r)
+        }
+        _ => unreachable!(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::parse_run as run;
     use super::*;
-
-    fn run(extra: &[&str]) -> Result<RunArgs, String> {
-        let mut argv = vec!["zerows-loadtest", "run", "ws://127.0.0.1:9/"];
-        argv.extend_from_slice(extra);
-        match Cli::try_parse_from(argv)
-            .map_err(|e| e.to_string())?
-            .command
-        {
-            Command::Run(r) => {
-                r.validate().map_err(|e| e.to_string())?;
-                Ok(r)
-            }
-            _ => unreachable!(),
-        }
-    }
 
     #[test]
     fn defaults_are_valid() {

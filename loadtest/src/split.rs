@@ -48,23 +48,8 @@ pub fn slice_of(n: u32, procs: u32, k: u32) -> std::ops::Range<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{Cli, Command, RunArgs};
+    use crate::args::{parse_run as run, Cli, Command};
     use clap::Parser;
-
-    fn run(extra: &[&str]) -> Result<RunArgs, String> {
-        let mut argv = vec!["zerows-loadtest", "run", "ws://127.0.0.1:9/"];
-        argv.extend_from_slice(extra);
-        match Cli::try_parse_from(argv)
-            .map_err(|e| e.to_string())?
-            .command
-        {
-            Command::Run(r) => {
-                r.validate().map_err(|e| e.to_string())?;
-                Ok(r)
-            }
-            _ => unreachable!(),
-        }
-    }
 
     #[test]
     fn procs_split_and_refuse_crowded_processes() {

@@ -162,26 +162,36 @@ impl ChildServer {
 
     /// Send `signal` (e.g. "TERM") to the server.
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{signal} failed");
+        send_signal(&self.child, signal);
     }
 
     /// Wait up to `limit` for the process to exit; its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status.code().unwrap_or(-1));
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        wait_exit(&mut self.child, limit)
+    }
+}
+
+/// Send `signal` (e.g. "TERM") to `child`.
+pub fn send_signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{signal} failed");
+}
+
+/// Wait up to `limit` for `child` to exit; its exit code.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status.code().unwrap_or(-1));
         }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
