@@ -23,13 +23,15 @@
 //! close TCP).
 //!
 //! Failing a connection (§7.1.7) waits in `CloseSent` for the peer's close
-//! only while the reader can still follow the byte stream to it: after an
-//! error inside a data payload (invalid UTF-8, a bad inflate). It goes
-//! straight to `Closed` after a close frame it cannot accept (the peer has
-//! closed already) and after an error at a frame header (undecodable, or
-//! a data frame refused for its sequence or its declared length): what
-//! follows is either unparseable or a payload we would skip unread,
-//! however long the peer said it is.
+//! only while the reader can still follow the byte stream to it in
+//! reasonable time: after an error inside a data payload (invalid UTF-8, a
+//! bad inflate), and after a data frame refused at its header (for its
+//! sequence or its length) whose payload is at most twice `max_message`,
+//! skipped unread. It goes straight to `Closed` after a close frame it
+//! cannot accept (the peer has closed already), after a header it cannot
+//! decode (nothing after it can be parsed), and after a refused frame
+//! declaring more than that (2^40 bytes, say): its peer's close, if any,
+//! lies behind a payload no client would send to this server.
 
 use std::time::Duration;
 
@@ -690,17 +692,18 @@ impl Conn {
                 let begun =
                     self.begin_data(hdr.opcode, hdr.len, hdr.compressed, buf, tx, s, h, now);
                 if let Err(e) = begun {
-                    // A frame refused at its header would be skipped
-                    // unread, and its length is whatever the peer declared
-                    // (up to 2^63: the sequence check comes before the size
-                    // check), so the peer's close may never be reached
-                    // before the close deadline. §7.1.7 lets us close TCP
-                    // once our close is out; errors inside a payload
-                    // (invalid UTF-8, a bad inflate) still wait for it.
                     self.fail(e, tx, s, h, now);
-                    self.stage = CLOSED;
-                    self.deadline = 0;
-                    return end;
+                    // Its payload is skipped unread. A client a little
+                    // over the limit sends its close right behind it:
+                    // wait for that. A length far past anything this
+                    // server takes (up to 2^63: the sequence check comes
+                    // before the size check) puts the close out of reach
+                    // before the deadline: §7.1.7 lets us close TCP now.
+                    if hdr.len > s.max_message.saturating_mul(2) {
+                        self.stage = CLOSED;
+                        self.deadline = 0;
+                        return end;
+                    }
                 }
             }
             self.reading = Reading::Payload { fin: hdr.fin };

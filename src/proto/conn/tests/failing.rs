@@ -1,7 +1,8 @@
 //! Failing a connection (§7.1.7): when the core can still follow the byte
 //! stream to the peer's close it waits for it; when the error is at a frame
-//! header and what follows would be skipped unread, it is done at once, so
-//! the shell closes TCP without waiting out `close_timeout`.
+//! header declaring more than twice `max_message`, whose payload would be
+//! skipped unread, it is done at once, so the shell closes TCP without
+//! waiting out `close_timeout`.
 
 use super::*;
 
@@ -36,19 +37,36 @@ fn a_frame_too_long_to_follow_is_refused_and_the_connection_ends_at_once() {
 }
 
 #[test]
-fn a_frame_over_the_limit_ends_the_connection_even_when_short() {
+fn a_frame_a_little_over_the_limit_is_skipped_and_the_close_awaited() {
     let s = Settings {
         max_message: 1000,
         ..small(4608)
     };
-    let (seen, state) = conversation(&open_with(&[msg(opcode::BINARY, &[7; 1001])]), &s);
+    // Just over, and as far over as still waits (twice the limit).
+    for len in [1001usize, 2000] {
+        let over = msg(opcode::BINARY, &vec![7; len]);
+        let (seen, state) = conversation(&open_with(std::slice::from_ref(&over)), &s);
+        assert_eq!(seen.close, Some(Some(1009)), "len {len}");
+        assert_eq!(state, State::CloseSent, "len {len}: waits for the close");
+        let (seen, state) = conversation(&open_with(&[over, close_frame(1009)]), &s);
+        assert_eq!(seen.close, Some(Some(1009)), "len {len}");
+        assert!(!seen.junk && seen.messages.is_empty(), "len {len}");
+        assert_eq!(
+            state,
+            State::Closed,
+            "len {len}: the close behind it is read"
+        );
+    }
+    // One byte more: done at once.
+    let (seen, state) = conversation(&open_with(&[header_only(true, opcode::BINARY, 2001)]), &s);
     assert_eq!(seen.close, Some(Some(1009)));
     assert_eq!(state, State::Closed);
-    // Over the limit only with an earlier fragment counted.
+    // Over the limit only with an earlier fragment counted: still waits.
     let (seen, state) = conversation(
         &open_with(&[
             client_frame(false, opcode::BINARY, &[1; 600], [1; 4]),
             client_frame(true, opcode::CONTINUATION, &[1; 401], [1; 4]),
+            close_frame(1009),
         ]),
         &s,
     );
@@ -57,19 +75,19 @@ fn a_frame_over_the_limit_ends_the_connection_even_when_short() {
 }
 
 #[test]
-fn out_of_sequence_frames_end_the_connection_at_once_whatever_their_length() {
-    for len in [1u64, 1 << 40] {
+fn out_of_sequence_frames_wait_unless_their_length_is_out_of_reach() {
+    for (len, end) in [(1u64, State::CloseSent), (1 << 40, State::Closed)] {
         let stray = header_only(true, opcode::CONTINUATION, len);
         let (seen, state) = conversation(&open_with(&[stray]), &small(4608));
         assert_eq!(seen.close, Some(Some(1002)), "len {len}");
-        assert_eq!(state, State::Closed, "len {len}");
+        assert_eq!(state, end, "len {len}");
 
         let open = client_frame(false, opcode::TEXT, b"a", [1; 4]);
         let intruder = header_only(true, opcode::BINARY, len);
         let (seen, state) = conversation(&open_with(&[open, intruder]), &small(4608));
         assert_eq!(seen.close, Some(Some(1002)), "len {len}");
         assert_eq!(seen.partial, 1, "the first fragment was echoed");
-        assert_eq!(state, State::Closed, "len {len}");
+        assert_eq!(state, end, "len {len}");
     }
 }
 
