@@ -5,7 +5,12 @@
 //! ```text
 //! cargo run --release --example chat                  # http://127.0.0.1:9001/
 //! cargo run --release --example chat -- 127.0.0.1:9002 4   # address, loops
+//! cargo run --release --example chat -- 127.0.0.1:9003 1 --bus redis://127.0.0.1:6379
 //! ```
+//!
+//! With `--bus`, rooms span every instance that uses the same Redis: a
+//! message reaches the room's members on all of them, once each
+//! (docs/bus.md).
 //!
 //! Each connection subscribes to its room's topic when it opens and leaves
 //! it when it closes (automatically). A message is encoded once
@@ -78,13 +83,20 @@ impl Service for Chat {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let bus = match args.iter().position(|a| a == "--bus") {
+        Some(i) if i + 1 < args.len() => Some(args.drain(i..i + 2).nth(1).unwrap_or_default()),
+        Some(_) => return Err("--bus needs a URL (redis://host:port)".into()),
+        None => None,
+    };
+    let mut args = args.into_iter();
     let addr = args.next().unwrap_or("127.0.0.1:9001".into());
     let loops = args.next().map_or(Ok(1), |n| n.parse())?;
-    let running = Builder::new()
-        .listen(addr.parse()?)
-        .threads(loops)
-        .start(|_loop| Chat)?;
+    let mut builder = Builder::new().listen(addr.parse()?).threads(loops);
+    if let Some(url) = &bus {
+        builder = builder.bus(url);
+    }
+    let running = builder.start(|_loop| Chat)?;
     println!("chat on http://{}/ (?room=NAME)", running.local_addrs()[0]);
     running.join()?;
     Ok(())

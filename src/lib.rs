@@ -41,6 +41,7 @@
 //! * `io/`: the shell on mio: pooled buffers, one connection's session,
 //!   the event loop, the builder of several loops;
 //! * `http/`: the plain HTTP side: refusals, the page, metrics;
+//! * `bus/`: topics across instances, through a broker (Redis pub/sub);
 //! * at the top: the API ([`Service`], [`Context`], [`ConnId`]).
 //!
 //! The internal modules are public for the benches and fuzz targets only,
@@ -48,6 +49,7 @@
 //! exports.
 #![deny(missing_docs)]
 
+mod bus;
 mod conn_id;
 #[doc(hidden)]
 pub mod http;
@@ -69,6 +71,7 @@ pub use io::{buffer, builder, server, session};
 pub use proto::{conn, context, deflate, error, events, frame, handshake, mask, output, utf8};
 
 pub use builder::{Builder, Running};
+pub use bus::BusConfig;
 pub use conn::{Millis, Settings};
 pub use conn_id::ConnId;
 pub use context::{Context, SendStatus, MAX_PARTS};

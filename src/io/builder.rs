@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::bus::{self, BusConfig};
 use crate::metrics::Board;
 use crate::push::Handle;
 use crate::server::{listener, Config, Server, Stopper};
@@ -79,6 +80,15 @@ impl Builder {
         self
     }
 
+    /// Publish across instances: every [`Handle::publish`] (and a
+    /// callback's publish) also goes to the broker at `url`
+    /// (`redis://host:port[/db]`), and what other instances publish there
+    /// reaches this one's subscribers. See [`BusConfig`] for the rest.
+    pub fn bus(mut self, url: &str) -> Builder {
+        self.config.bus = Some(BusConfig::new(url));
+        self
+    }
+
     /// The handle of the server this builder will start, before it starts
     /// (to give to threads that push): set [`threads`](Self::threads)
     /// first. Pushes fail with `Closed` until the loops run.
@@ -140,6 +150,11 @@ impl Builder {
                 Some(h) => h,
                 None => Handle::new(n),
             };
+        // Before the loops attach, so their topics report to it.
+        let bus = match &self.config.bus {
+            Some(c) => Some(bus::start(c, max_message(&self.config), &handle)?),
+            None => None,
+        };
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Stopper>>();
         let mut threads = Vec::with_capacity(n);
         for (i, set) in sets.into_iter().enumerate() {
@@ -184,6 +199,7 @@ impl Builder {
             stopper: Stopper::all(&stoppers),
             threads,
             handle,
+            bus,
         };
         if let Some(e) = failed {
             running.stopper.stop();
@@ -211,6 +227,12 @@ pub struct Running {
     stopper: Stopper,
     threads: Vec<JoinHandle<io::Result<()>>>,
     handle: Handle,
+    bus: Option<bus::Running>,
+}
+
+/// The largest message a bus carries: the largest a connection accepts.
+fn max_message(c: &Config) -> usize {
+    usize::try_from(c.settings.max_message).unwrap_or(usize::MAX)
 }
 
 impl Running {
@@ -229,7 +251,8 @@ impl Running {
         self.handle.clone()
     }
 
-    /// Wait for every loop to stop; the first error any of them returned.
+    /// Wait for every loop to stop (then for the bus, if any); the first
+    /// error any of them returned.
     pub fn join(self) -> io::Result<()> {
         let mut result = Ok(());
         for t in self.threads {
@@ -239,6 +262,9 @@ impl Running {
             if result.is_ok() {
                 result = r;
             }
+        }
+        if let Some(bus) = self.bus {
+            bus.stop_and_join();
         }
         result
     }

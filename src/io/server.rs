@@ -233,6 +233,9 @@ impl<S: Service> Server<S> {
     /// [`Builder`](crate::Builder)), in place of its own handle.
     pub(crate) fn attach(&mut self, handle: &Handle, index: usize) {
         handle.register(index, self.mailbox());
+        if let Some(bus) = handle.bus() {
+            self.shared.local.topics.report_to(bus.clone());
+        }
         self.shared.local.handle = handle.clone();
         self.shared.local.index = index;
     }

@@ -581,6 +581,9 @@ impl<St> Session<St> {
                     }
                     None => sh.metrics.render(sh.gauges(), &mut body),
                 }
+                if let Some(bus) = sh.local.handle.bus() {
+                    bus.stats.render(&mut body);
+                }
                 ("200 OK", "text/plain; version=0.0.4; charset=utf-8")
             }
             Route::Health if sh.accepting => {

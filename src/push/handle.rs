@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::inbox::{Command, Mailbox};
 use super::prepared::{Prepared, Topic};
+use crate::bus::Bus;
 use crate::conn_id::ConnId;
 use crate::error::{close_code, PushError};
 use crate::frame;
@@ -32,6 +33,8 @@ pub struct Handle {
 
 struct Hub {
     loops: Box<[OnceLock<Mailbox>]>,
+    /// Set once, before the loops start, if publishes cross instances.
+    bus: OnceLock<Arc<Bus>>,
 }
 
 impl Handle {
@@ -40,6 +43,7 @@ impl Handle {
         Handle {
             hub: Arc::new(Hub {
                 loops: (0..loops.max(1)).map(|_| OnceLock::new()).collect(),
+                bus: OnceLock::new(),
             }),
         }
     }
@@ -47,6 +51,16 @@ impl Handle {
     /// Loop `index` is ready to take commands.
     pub(crate) fn register(&self, index: usize, mailbox: Mailbox) {
         let _ = self.hub.loops[index].set(mailbox);
+    }
+
+    /// Publishes cross `bus` from now on.
+    pub(crate) fn set_bus(&self, bus: Arc<Bus>) {
+        let _ = self.hub.bus.set(bus);
+    }
+
+    /// The bus publishes cross, if any.
+    pub(crate) fn bus(&self) -> Option<&Arc<Bus>> {
+        self.hub.bus.get()
     }
 
     /// How many loops this handle reaches.
@@ -128,10 +142,20 @@ impl Handle {
         self.to_one(id, Command::Unsubscribe(id, topic.clone()))
     }
 
-    /// Send `msg` to every connection subscribed to `topic`, on every loop.
-    /// The frame is encoded once and shared by all of them. `Err(Full)`:
-    /// at least one loop's inbox was full and its subscribers miss it.
+    /// Send `msg` to every connection subscribed to `topic`, on every loop
+    /// (and, with a [bus](crate::Builder::bus), on every instance). The
+    /// frame is encoded once and shared by all of them. `Err(Full)`: at
+    /// least one loop's inbox was full and its subscribers miss it. What
+    /// the bus does not take is counted in its metrics, not reported here.
     pub fn publish(&self, topic: &Topic, msg: &Prepared) -> Result<(), PushError> {
+        if let Some(bus) = self.bus() {
+            bus.offer(topic, msg);
+        }
+        self.deliver(topic, msg)
+    }
+
+    /// Send `msg` to the subscribers of `topic` on this instance only.
+    pub(crate) fn deliver(&self, topic: &Topic, msg: &Prepared) -> Result<(), PushError> {
         self.to_all(|| Command::Publish(topic.clone(), msg.clone(), None))
     }
 
@@ -143,6 +167,9 @@ impl Handle {
         msg: &Prepared,
         except: ConnId,
     ) -> Result<(), PushError> {
+        if let Some(bus) = self.bus() {
+            bus.offer(topic, msg);
+        }
         self.to_all(|| Command::Publish(topic.clone(), msg.clone(), Some(except)))
     }
 
@@ -152,7 +179,9 @@ impl Handle {
         self.publish(&Topic::new(topic), &Prepared::text(text))
     }
 
-    /// Send `msg` to every open connection, on every loop.
+    /// Send `msg` to every open connection, on every loop of this
+    /// instance (a broadcast does not cross the bus: publish to a topic
+    /// every connection subscribes to for that).
     pub fn broadcast(&self, msg: &Prepared) -> Result<(), PushError> {
         self.to_all(|| Command::Broadcast(msg.clone()))
     }

@@ -126,8 +126,12 @@ impl Loop<'_> {
     }
 
     /// Send `msg` to the subscribers of `topic` on this loop, once the
-    /// callback returns.
+    /// callback returns (and, with a [bus](crate::Builder::bus), to those
+    /// of every other instance).
     pub fn publish(&mut self, topic: &Topic, msg: &Prepared) {
+        if let Some(bus) = self.local.handle.bus() {
+            bus.offer(topic, msg);
+        }
         self.local
             .queued
             .push(Command::Publish(topic.clone(), msg.clone(), None));

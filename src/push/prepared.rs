@@ -35,6 +35,12 @@ impl Prepared {
         Self::new(MessageKind::Binary, data)
     }
 
+    /// A message of `kind`; a text payload must be UTF-8 (the caller has
+    /// checked it).
+    pub(crate) fn of(kind: MessageKind, payload: &[u8]) -> Prepared {
+        Self::new(kind, payload)
+    }
+
     fn new(kind: MessageKind, payload: &[u8]) -> Prepared {
         let op = match kind {
             MessageKind::Text => opcode::TEXT,

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use slab::Slab;
 
+use crate::bus::Interest;
+
 struct Members {
     name: Arc<str>,
     slots: Vec<u32>,
@@ -27,9 +29,20 @@ pub(crate) struct Topics {
     topics: Slab<Members>,
     /// Slot to the topics it subscribes to.
     of_slot: HashMap<u32, Vec<usize>>,
+    /// Told when a topic appears on this loop or goes, if there is a bus.
+    interest: Option<Arc<crate::bus::Bus>>,
 }
 
 impl Topics {
+    /// Report topics to `bus` from now on (set before any subscribes).
+    pub fn report_to(&mut self, bus: Arc<crate::bus::Bus>) {
+        self.interest = Some(bus);
+    }
+
+    fn interest(&self) -> Option<&Interest> {
+        self.interest.as_deref().map(|b| &b.interest)
+    }
+
     /// Subscribe `slot` to the topic `name` (made from `shared` if given,
     /// so a handle's name is not copied). Returns false if it already was.
     pub fn subscribe(&mut self, name: &str, shared: Option<&Arc<str>>, slot: usize) -> bool {
@@ -43,6 +56,9 @@ impl Topics {
                     slots: Vec::new(),
                     at: HashMap::new(),
                 });
+                if let Some(i) = self.interest() {
+                    i.join(&name);
+                }
                 self.by_name.insert(name, t);
                 t
             }
@@ -88,6 +104,9 @@ impl Topics {
         if m.slots.is_empty() {
             let m = self.topics.remove(t);
             self.by_name.remove(&m.name);
+            if let Some(i) = self.interest() {
+                i.leave(&m.name);
+            }
         }
         true
     }

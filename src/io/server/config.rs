@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::bus::BusConfig;
 use crate::conn::Settings;
 use crate::conn_id::MAX_SLOTS;
 use crate::push::SlowPolicy;
@@ -57,6 +58,10 @@ pub struct Config {
     pub push_backlog: usize,
     /// What a push does to such a slow connection.
     pub slow: SlowPolicy,
+    /// Publish across instances through this broker (started by a
+    /// [`Builder`](crate::Builder); a lone [`Server`](crate::Server) has
+    /// none).
+    pub bus: Option<BusConfig>,
 }
 
 impl Default for Config {
@@ -78,6 +83,7 @@ impl Default for Config {
             inbox: 8192,
             push_backlog: 1 << 20,
             slow: SlowPolicy::Skip,
+            bus: None,
         }
     }
 }
@@ -114,6 +120,9 @@ impl Config {
             if !crate::close_code::is_sendable(code) {
                 return Err(format!("close code {code} may not be sent"));
             }
+        }
+        if let Some(bus) = &self.bus {
+            bus.validate()?;
         }
         if self.settings.handshake.subprotocols.len() > usize::from(u8::MAX) {
             return Err("at most 255 subprotocols".into());
