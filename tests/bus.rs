@@ -14,10 +14,10 @@
 mod chat;
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use common::redis::Redis;
 
 use common::{http_get, sample, wait_until};
 use zerows::{Builder, Client, ClientError, Message, Running};
@@ -25,68 +25,6 @@ use zerows::{Builder, Client, ClientError, Message, Running};
 const LIMIT: Duration = Duration::from_secs(10);
 /// How long a message that must not arrive is waited for.
 const QUIET: Duration = Duration::from_millis(400);
-
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server not found: install Debian's redis-server (as .ci/run does)");
-        let r = Redis {
-            port,
-            child: Some(child),
-        };
-        assert!(
-            wait_until(LIMIT, || r.ping()),
-            "redis-server did not answer on port {port}"
-        );
-        r
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut line = String::new();
-        s.write_all(b"PING\r\n").is_ok()
-            && BufReader::new(s).read_line(&mut line).is_ok()
-            && line == "+PONG\r\n"
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn instance(bus: &str) -> Running {
     Builder::new()
@@ -141,8 +79,8 @@ fn wait_subscribed(addrs: &[SocketAddr], subs: &[f64]) {
 
 #[test]
 fn rooms_span_instances_through_redis_and_survive_its_restart() {
-    let port = free_port();
-    let mut redis = Redis::start(port);
+    let mut redis = Redis::start_any();
+    let port = redis.port;
     let url = redis.url();
     let servers: Vec<Running> = (0..3).map(|_| instance(&url)).collect();
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.local_addrs()[0]).collect();
@@ -240,5 +178,44 @@ fn rooms_span_instances_through_redis_and_survive_its_restart() {
         let started = Instant::now();
         s.join().unwrap();
         assert!(started.elapsed() < LIMIT, "stopping took too long");
+    }
+}
+
+#[test]
+fn an_instance_starts_without_its_broker_and_joins_when_it_appears() {
+    // A port with nothing on it yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = instance(&format!("redis://127.0.0.1:{port}"));
+    let addr = s.local_addrs()[0];
+    let (mut a, mut b) = (join(addr, "r"), join(addr, "r"));
+    a.send_text("local only").unwrap();
+    assert_eq!(next(&mut b, LIMIT).as_deref(), Some("local only"));
+    assert_eq!(next(&mut a, LIMIT).as_deref(), Some("local only"));
+    assert_eq!(metric(addr, "zerows_bus_up"), 0.0);
+    assert_eq!(
+        metric(addr, "zerows_bus_dropped_total{reason=\"down\"}"),
+        1.0
+    );
+
+    let _redis = Redis::start(port);
+    wait_subscribed(&[addr], &[1.0]);
+    // Another instance, on the broker from its start, reaches this one.
+    let other = instance(&format!("redis://127.0.0.1:{port}"));
+    let mut c = join(other.local_addrs()[0], "r");
+    wait_subscribed(&[other.local_addrs()[0]], &[1.0]);
+    c.send_text("across").unwrap();
+    for m in [&mut a, &mut b, &mut c] {
+        assert_eq!(next(m, LIMIT).as_deref(), Some("across"));
+    }
+    for mut m in [a, b, c] {
+        let _ = m.close(1000, "");
+    }
+    for r in [s, other] {
+        r.handle().stop();
+        r.join().unwrap();
     }
 }
