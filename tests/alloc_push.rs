@@ -1,7 +1,8 @@
 //! Proof of the fan-out allocation claim: once warm, a publish to every
 //! subscriber of a topic, a broadcast and a push to one connection
 //! allocate nothing on the server's thread (the message is prepared once by
-//! the caller; the loop only shares its bytes).
+//! the caller; the loop only shares its bytes). With a bus:
+//! tests/alloc_bus.rs.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};

@@ -63,6 +63,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Count the allocations of the calling thread from now on (a loop a
+/// `Builder` started, from its service's `started`).
+pub fn count_this_thread() {
+    COUNTED.with(|c| c.set(true));
+}
+
 /// Allocation calls on counted threads so far.
 pub fn calls() -> u64 {
     CALLS.load(Ordering::SeqCst)
