@@ -1,5 +1,6 @@
 //! End-to-end checks of `zerows-loadtest fanout` against the tokio-tungstenite
-//! chat peer and against a small chat server that misbehaves on purpose.
+//! chat peer (through one URL, or two), and against a small chat server that
+//! misbehaves on purpose.
 //!
 //! Invariants: every server started here listens on 127.0.0.1 only and is
 //! stopped (or, for the in-process one, left with nothing to serve) when its
@@ -68,6 +69,66 @@ fn tokio_tungstenite_chat_delivers_everything() {
     // Binary messages of another size go through the same way.
     let (code, v) = fanout(port, &["-n", "7", "-m", "10", "--size", "3000", "--binary"]);
     assert_clean(code, &v, 7, 10);
+}
+
+/// Two targets on one chat server (the same room through two URLs): the
+/// subscribers split between them round-robin, each target is reported
+/// apart, and every delivery is still verified.
+#[test]
+fn two_targets_on_one_server_split_the_subscribers() {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_peer-tokio-tungstenite"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--service", "chat", "--workers", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start peer");
+    let server = Killed(child);
+    wait_listening(port);
+    let pid = server.0.id().to_string();
+    let also = format!("ws://localhost:{port}/?room=bench");
+    let (n, m) = (7u64, 10u64);
+    let (code, v) = fanout(
+        port,
+        &[
+            "-n",
+            "7",
+            "-m",
+            "10",
+            "--also",
+            &also,
+            "--server-pid",
+            &pid,
+            "--server-pid",
+            &pid,
+        ],
+    );
+    assert_clean(code, &v, n, m);
+    let t = v["targets"].as_array().expect("targets");
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0]["url"], format!("ws://127.0.0.1:{port}/?room=bench"));
+    assert_eq!(t[1]["url"], also);
+    // Connections 0, 2, 4, 6 on the first target, 1, 3, 5 on the second.
+    assert_eq!(
+        (t[0]["subscribers"].clone(), t[1]["subscribers"].clone()),
+        (4.into(), 3.into())
+    );
+    assert_eq!(t[0]["delivered"], 4 * m);
+    assert_eq!(t[1]["delivered"], 3 * m);
+    for x in t {
+        let l = &x["latency_last_us"];
+        assert!(l["min"].as_f64().unwrap() > 0.0);
+        assert!(l["median"].as_f64() <= l["p99"].as_f64());
+        assert!(l["p99"].as_f64() <= l["max"].as_f64());
+        // No target's last subscriber comes after the run's last one.
+        assert!(l["max"].as_f64() <= v["latency_last_us"]["max"].as_f64());
+        assert_eq!(x["server"]["messages"], x["delivered"]);
+        assert!(x["server_user_us_per_delivery"].as_f64().is_some());
+    }
+    // The top-level figures are the first pid's over every delivery.
+    assert_eq!(v["server"]["messages"], n * m);
+    assert!(v["server_system_us_per_delivery"].as_f64().is_some());
 }
 
 /// Optional: zerows' chat example, when `ZEROWS_CHAT_BIN` names its binary

@@ -75,6 +75,8 @@ struct Rx {
 /// One connection: a subscriber (connection 0 publishes as well).
 pub(super) struct Sub {
     pub(super) id: u32,
+    /// The target it opened (an index into the run's targets).
+    target: usize,
     conn: Connection,
     pub(super) state: State,
     pub(super) started_ns: u64,
@@ -88,6 +90,7 @@ impl Sub {
     /// A subscriber on `stream`, whose connect is under way.
     pub(super) fn new(
         id: u32,
+        target: usize,
         stream: TcpStream,
         url: &str,
         cfg: &ClientConfig,
@@ -96,6 +99,7 @@ impl Sub {
     ) -> Result<Sub, ClientError> {
         Ok(Sub {
             id,
+            target,
             conn: Connection::new(stream, url, cfg, keys, millis(now))?,
             state: State::Connecting,
             started_ns: now,
@@ -179,7 +183,7 @@ impl Sub {
         if matches!(self.state, State::Done | State::Connecting) {
             return;
         }
-        let id = self.id;
+        let (id, target) = (self.id, self.target);
         let (rx, seq) = (&mut self.rx, &mut self.seq);
         let r = self.conn.on_readable(keys, turn, read_closed, |inc| {
             let Incoming::Piece(p) = inc else {
@@ -197,7 +201,7 @@ impl Sub {
             if rx.pieces.len() > t.size as u64 {
                 rx.overlong = true;
             } else if p.last {
-                deliver(id, rx, seq, t, clock);
+                deliver((id, target), rx, seq, t, clock);
             }
         });
         if self.rx.overlong {
@@ -277,8 +281,15 @@ impl Sub {
     }
 }
 
-/// A whole message arrived: verify it and count it.
-fn deliver(id: u32, rx: &Rx, check: &mut SeqCheck, t: &mut Tally, clock: &Clock) {
+/// A whole message arrived at connection `id` of `target`: verify it and
+/// count it.
+fn deliver(
+    (id, target): (u32, usize),
+    rx: &Rx,
+    check: &mut SeqCheck,
+    t: &mut Tally,
+    clock: &Clock,
+) {
     let msg = &rx.pieces;
     let seq = match msg.sequence() {
         Ok(s) => s,
@@ -323,6 +334,7 @@ fn deliver(id: u32, rx: &Rx, check: &mut SeqCheck, t: &mut Tally, clock: &Clock)
         return;
     }
     t.delivered += 1;
+    t.targets[target].deliver(seq == t.current, || clock.now_ns());
     if seq == t.current {
         t.count += 1;
         if t.count == t.n.div_ceil(2) {

@@ -20,9 +20,9 @@ use zerows::client::{ClientConfig, Keys};
 
 use super::connection::Sub;
 use super::tally::Tally;
+use super::targets::{target_of, Dest};
 use super::FanoutError;
 use crate::socket;
-use crate::target::Target;
 use crate::worker::Clock;
 
 /// Connects in progress at once, so the server's accept queue keeps up.
@@ -58,9 +58,9 @@ pub(super) struct Fan {
     pub(super) clock: Clock,
     /// Masking keys and nonces for every connection.
     pub(super) keys: Keys,
-    pub(super) target: Target,
-    /// The URL and options every connection opens with.
-    pub(super) url: String,
+    /// Where connections go: connection i to `dests[i mod T]`.
+    pub(super) dests: Vec<Dest>,
+    /// The options every connection opens with.
     pub(super) cfg: ClientConfig,
     pub(super) t: Tally,
     pub(super) quiet: bool,
@@ -107,15 +107,16 @@ impl Fan {
         timeout_ns: u64,
         spread: bool,
     ) -> Result<(), FanoutError> {
-        let addr = self.target.addr;
         let mut next_check = 0u64;
         while self.subs.len() < n as usize || self.t.pending > 0 {
             while self.subs.len() < n as usize && self.t.pending < MAX_PENDING {
                 let id = self.subs.len() as u32;
+                let k = target_of(id, self.dests.len());
+                let (addr, url) = (self.dests[k].target.addr, &self.dests[k].url);
                 let now = self.clock.now_ns();
                 let made = socket::connect(addr, socket::source_for(id, addr, spread)).and_then(
                     |stream| {
-                        Sub::new(id, stream, &self.url, &self.cfg, &mut self.keys, now)
+                        Sub::new(id, k, stream, url, &self.cfg, &mut self.keys, now)
                             .map_err(std::io::Error::other)
                     },
                 );
@@ -173,6 +174,9 @@ impl Fan {
         self.t.count = 0;
         self.t.at_median = 0;
         self.t.at_last = 0;
+        for x in self.t.targets.iter_mut() {
+            x.reset();
+        }
         let p = &mut self.subs[0];
         p.queue(seq, &mut self.t, &mut self.keys);
         let sent = self.clock.now_ns();
@@ -223,8 +227,19 @@ impl Fan {
             .iter()
             .find(|s| s.seq.missing(published, strict) > 0)
             .map_or(u32::MAX, |s| s.id);
+        let by_target = if self.t.targets.len() > 1 {
+            let each: Vec<String> = self
+                .t
+                .targets
+                .iter()
+                .map(|x| format!("{}/{}", x.count, x.n))
+                .collect();
+            format!(" (per target {})", each.join(", "))
+        } else {
+            String::new()
+        };
         self.t.note(|| {
-            format!("message {seq} reached {got} of {n} subscribers within {timeout} s (lost or late; connection {first} is one without it)")
+            format!("message {seq} reached {got} of {n} subscribers{by_target} within {timeout} s (lost or late; connection {first} is one without it)")
         });
     }
 

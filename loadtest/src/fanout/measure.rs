@@ -7,8 +7,9 @@
 //! once the run has failed the phases left before the close are skipped
 //! (the close always runs). Nothing is measured unless the readiness check
 //! passed; latencies come only from messages that reached every subscriber,
-//! counted from just before the publication is written; the server's
-//! figures (CPU, memory, system calls) cover the measured messages only.
+//! counted from just before the publication is written (for the run and
+//! for each target's last subscriber); the servers' figures (CPU, memory,
+//! system calls) cover the measured messages only.
 
 use std::time::Instant;
 
@@ -18,11 +19,12 @@ use zerows::MessageKind;
 
 use super::connection::client_config;
 use super::event_loop::{Fan, Wait, EVENTS};
-use super::summary::{Call, Spread, Syscalls};
+use super::servers::Servers;
+use super::summary::{Call, Spread, Syscalls, TargetSummary};
 use super::tally::Tally;
+use super::targets::{Dest, TargetTally};
 use super::{FanoutArgs, FanoutError, FanoutSummary};
 use crate::procfs;
-use crate::report::ServerSample;
 use crate::stats::Errors;
 use crate::strace;
 use crate::worker::Clock;
@@ -36,6 +38,7 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
     if limit < need {
         return Err(FanoutError::Files(limit, need));
     }
+    let dests: Vec<Dest> = args.targets().into_iter().map(Dest::new).collect();
     let epoch = Instant::now();
     let clock = Clock::new(epoch);
     let mut fan = Fan {
@@ -44,8 +47,6 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
         subs: Vec::with_capacity(n as usize),
         clock,
         keys: Keys::new(),
-        target: args.url.clone(),
-        url: format!("ws://{}{}", args.url.host, args.url.path),
         cfg: client_config(args.size),
         t: Tally {
             n,
@@ -62,6 +63,7 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
             at_median: 0,
             at_last: 0,
             delivered: 0,
+            targets: TargetTally::all(n, dests.len()),
             pending: 0,
             open: 0,
             closed_clean: 0,
@@ -69,12 +71,18 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
             first_error: None,
         },
         quiet: args.quiet,
+        dests,
     };
     let timeout_ns = (args.timeout * 1e9) as u64;
 
+    let addrs: Vec<String> = fan
+        .dests
+        .iter()
+        .map(|d| d.target.addr.to_string())
+        .collect();
     fan.say(format_args!(
         "connecting {n} subscribers to {}",
-        args.url.addr
+        addrs.join(", ")
     ));
     fan.connect(n, (args.connect_timeout * 1e9) as u64, !args.no_spread)?;
     let connect_seconds = epoch.elapsed().as_secs_f64();
@@ -109,10 +117,13 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
     // Warm-up, then the measured messages.
     let mut last = Vec::with_capacity(args.messages as usize);
     let mut median = Vec::with_capacity(args.messages as usize);
-    let mut server = None;
+    let mut last_of: Vec<Vec<u64>> = (0..fan.dests.len())
+        .map(|_| Vec::with_capacity(args.messages as usize))
+        .collect();
+    let mut servers = None;
     let mut syscalls = None;
     let (mut cpu0, mut cpu1, mut measured_seconds, mut delivered0) = (0.0, 0.0, 0.0, 0);
-    let (mut split0, mut split1) = (None, None);
+    let mut delivered0_of = vec![0; fan.dests.len()];
     if ready {
         for _ in 0..args.warmup {
             let (seq, _) = fan.publish();
@@ -127,8 +138,8 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
         }
     }
     if ready && !fan.t.failed() {
-        let tracer = match (args.strace, args.server_pid) {
-            (true, Some(pid)) => Some(strace::attach(pid).map_err(FanoutError::Strace)?),
+        let tracer = match (args.strace, args.server_pid.first()) {
+            (true, Some(&pid)) => Some(strace::attach(pid).map_err(FanoutError::Strace)?),
             _ => None,
         };
         fan.say(format_args!(
@@ -136,10 +147,10 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
             args.messages
         ));
         delivered0 = fan.t.delivered;
-        split0 = args.server_pid.and_then(procfs::cpu_split);
-        server = args
-            .server_pid
-            .map(|pid| ServerSample::begin(pid, delivered0));
+        for (d, x) in delivered0_of.iter_mut().zip(&fan.t.targets) {
+            *d = x.delivered;
+        }
+        servers = Some(Servers::begin(&args.server_pid, &fan.t.targets));
         cpu0 = procfs::self_cpu_seconds();
         let t0 = Instant::now();
         for _ in 0..args.messages {
@@ -148,6 +159,9 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
                 Wait::All => {
                     last.push(fan.t.at_last.saturating_sub(sent));
                     median.push(fan.t.at_median.saturating_sub(sent));
+                    for (l, x) in last_of.iter_mut().zip(&fan.t.targets) {
+                        l.push(x.at_last.saturating_sub(sent));
+                    }
                 }
                 Wait::TimedOut => fan.timed_out(seq, args.timeout),
                 Wait::Stalled | Wait::Failed => {}
@@ -158,9 +172,8 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
         }
         measured_seconds = t0.elapsed().as_secs_f64();
         cpu1 = procfs::self_cpu_seconds();
-        if let Some(s) = server.as_mut() {
-            s.end(fan.t.delivered, measured_seconds);
-            split1 = procfs::cpu_split(s.pid);
+        if let Some(s) = servers.as_mut() {
+            s.end(&fan.t.targets, measured_seconds);
         }
         if let Some(tr) = tracer {
             let c = tr.detach().map_err(FanoutError::Strace)?;
@@ -186,11 +199,30 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
     fan.say(format_args!("closing"));
     fan.close()?;
     let cpu = cpu1 - cpu0;
-    let per = |f: fn((f64, f64)) -> f64| match (split0, split1) {
-        (Some(a), Some(b)) if delivered > 0 => Some((f(b) - f(a)) * 1e6 / delivered as f64),
-        _ => None,
-    };
     let t = &fan.t;
+    let first = servers.as_ref().and_then(|s| s.first_over(delivered));
+    let targets = fan
+        .dests
+        .iter()
+        .zip(&t.targets)
+        .zip(delivered0_of.iter().zip(last_of.iter_mut()))
+        .enumerate()
+        .map(|(k, ((d, x), (&d0, last)))| {
+            let server = servers.as_ref().and_then(|s| s.of_target(k));
+            TargetSummary {
+                url: d.url.clone(),
+                subscribers: x.n,
+                delivered: if ready { x.delivered - d0 } else { 0 },
+                delivered_total: x.delivered,
+                latency_last_us: Spread::of(last),
+                server_user_us_per_delivery: server.as_ref().and_then(|s| s.user_us_per_delivery),
+                server_system_us_per_delivery: server
+                    .as_ref()
+                    .and_then(|s| s.system_us_per_delivery),
+                server: server.map(|s| s.server),
+            }
+        })
+        .collect();
     Ok(FanoutSummary {
         url: format!("ws://{}{}", args.url.host, args.url.path),
         subscribers: n,
@@ -212,13 +244,14 @@ pub fn fanout(args: &FanoutArgs) -> Result<FanoutSummary, FanoutError> {
         generator_cpu_seconds: cpu,
         generator_cpu_percent: 100.0 * cpu / measured_seconds.max(1e-9),
         generator_cpu_us_per_delivery: cpu * 1e6 / delivered.max(1) as f64,
-        server,
-        server_user_us_per_delivery: per(|(user, _)| user),
-        server_system_us_per_delivery: per(|(_, system)| system),
+        server_user_us_per_delivery: first.as_ref().and_then(|s| s.user_us_per_delivery),
+        server_system_us_per_delivery: first.as_ref().and_then(|s| s.system_us_per_delivery),
+        server: first.map(|s| s.server),
         syscalls,
         closed_clean: t.closed_clean,
         errors: t.errors,
         error_total: t.errors.total(),
         first_error: t.first_error.clone(),
+        targets,
     })
 }

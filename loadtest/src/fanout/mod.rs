@@ -13,6 +13,10 @@
 //!   sender as well), so a message counts as delivered when all N
 //!   connections have it. A message is published only when every
 //!   subscriber has the previous one: one message in flight.
+//! - Targets: the url, then each `--also` (instances sharing the room,
+//!   e.g. through a bus). Connection i opens target i mod T, so the
+//!   publisher is on the url; every check holds across targets alike, and
+//!   each target's last subscriber and deliveries are also counted apart.
 //! - Readiness: before anything is measured, readiness messages are
 //!   published until one reaches every subscriber (a server may subscribe
 //!   a connection only after its handshake). A readiness message may miss
@@ -34,7 +38,9 @@
 //! of a run), [`event_loop`] (the poll holding every connection),
 //! [`connection`] (one subscriber's I/O and checks), [`sequence`] (the
 //! order check per subscriber), [`tally`] (what the connections share),
-//! [`summary`] (the result), [`error`] (why a run could not be made).
+//! [`targets`] (which connection opens which target, per-target counts),
+//! [`servers`] (the servers' CPU per target), [`summary`] (the result),
+//! [`error`] (why a run could not be made).
 
 mod args;
 mod connection;
@@ -42,8 +48,10 @@ mod error;
 mod event_loop;
 mod measure;
 mod sequence;
+mod servers;
 mod summary;
 mod tally;
+mod targets;
 
 pub use args::FanoutArgs;
 pub use error::FanoutError;

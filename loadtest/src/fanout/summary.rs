@@ -5,7 +5,10 @@
 //! over the measured messages that reached every subscriber;
 //! [`FanoutSummary::failed`] holds whenever an error was counted or a
 //! measured message did not reach every subscriber, and the exit status
-//! follows from it.
+//! follows from it. The fields of a single-target run keep their meaning
+//! with several targets (the top-level server figures are then the first
+//! pid's over every delivery); `targets` holds one entry per target, in
+//! order, whose deliveries add up to the run's.
 
 use serde::Serialize;
 
@@ -58,6 +61,26 @@ pub struct Call {
     pub per_delivery: f64,
 }
 
+/// One target's share of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    pub url: String,
+    /// Connections that open it (the first target has the publisher).
+    pub subscribers: u32,
+    /// Verified deliveries to its subscribers, of measured messages and
+    /// over the whole run.
+    pub delivered: u64,
+    pub delivered_total: u64,
+    /// From each publication to its receipt by this target's last
+    /// subscriber.
+    pub latency_last_us: Spread,
+    /// Its server (the --server-pid of the same rank), per delivery to
+    /// this target's subscribers; `messages` there counts those.
+    pub server: Option<ServerSample>,
+    pub server_user_us_per_delivery: Option<f64>,
+    pub server_system_us_per_delivery: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutSummary {
     pub url: String,
@@ -87,8 +110,9 @@ pub struct FanoutSummary {
     pub generator_cpu_seconds: f64,
     pub generator_cpu_percent: f64,
     pub generator_cpu_us_per_delivery: f64,
-    /// The server over the measured messages; `messages` there counts
-    /// deliveries.
+    /// The server (the first --server-pid) over the measured messages;
+    /// `messages` there counts deliveries to every subscriber, on every
+    /// target.
     pub server: Option<ServerSample>,
     /// The server's CPU time per delivery in user space and in the kernel
     /// (on loopback the kernel part includes the receiving side's TCP work).
@@ -99,6 +123,8 @@ pub struct FanoutSummary {
     pub errors: Errors,
     pub error_total: u64,
     pub first_error: Option<String>,
+    /// Per target, the url first, then each --also.
+    pub targets: Vec<TargetSummary>,
 }
 
 impl FanoutSummary {
@@ -148,14 +174,22 @@ impl FanoutSummary {
         if let Some(s) = &self.server {
             let _ = writeln!(
                 o,
-                "server CPU      {:.0}% of a core, {:.3} µs per delivery ({:.3} user + {:.3} system), RSS {:.1} MiB (peak {:.1} MiB)",
+                "server CPU      {:.0}% of a core, {:.3} µs per delivery ({:.3} user + {:.3} system), RSS {:.1} MiB (peak {:.1} MiB){}",
                 s.cpu_percent,
                 s.cpu_us_per_message,
                 self.server_user_us_per_delivery.unwrap_or(0.0),
                 self.server_system_us_per_delivery.unwrap_or(0.0),
                 s.rss_bytes as f64 / 1048576.0,
-                s.peak_rss_bytes as f64 / 1048576.0
+                s.peak_rss_bytes as f64 / 1048576.0,
+                if self.targets.len() > 1 {
+                    format!("; pid {}, per delivery to any target", s.pid)
+                } else {
+                    String::new()
+                }
             );
+        }
+        if self.targets.len() > 1 {
+            self.target_lines(&mut o);
         }
         if let Some(s) = &self.syscalls {
             let top: Vec<String> = s
@@ -184,6 +218,37 @@ impl FanoutSummary {
             let _ = writeln!(o, "first error     {e}");
         }
         o
+    }
+
+    fn target_lines(&self, o: &mut String) {
+        use std::fmt::Write;
+        for (k, t) in self.targets.iter().enumerate() {
+            let l = &t.latency_last_us;
+            let _ = writeln!(
+                o,
+                "target {k:<8} {}: {} subscribers{}, {} delivered",
+                t.url,
+                t.subscribers,
+                if k == 0 { " (with the publisher)" } else { "" },
+                t.delivered
+            );
+            let _ = writeln!(
+                o,
+                "  to last (µs)  median {:.0}  min {:.0}  p99 {:.0}  max {:.0}  mean {:.0}",
+                l.median, l.min, l.p99, l.max, l.mean
+            );
+            if let Some(s) = &t.server {
+                let _ = writeln!(
+                    o,
+                    "  server CPU    pid {}: {:.0}% of a core, {:.3} µs per delivery to this target ({:.3} user + {:.3} system)",
+                    s.pid,
+                    s.cpu_percent,
+                    s.cpu_us_per_message,
+                    t.server_user_us_per_delivery.unwrap_or(0.0),
+                    t.server_system_us_per_delivery.unwrap_or(0.0),
+                );
+            }
+        }
     }
 
     /// Whether the run went wrong (the exit status follows from this).

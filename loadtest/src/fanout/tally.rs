@@ -4,10 +4,12 @@
 //! Invariants: one thread (the event loop's) owns the tally; `pending` and
 //! `open` count the connections in those states, updated once on each
 //! change of state; `first_error` is the first fault noted and is never
-//! replaced; the run has failed as soon as one error is counted.
+//! replaced; the run has failed as soon as one error is counted; every
+//! verified delivery counts in `delivered` and in its target's tally.
 
 use zerows::MessageKind;
 
+use super::targets::TargetTally;
 use crate::stats::Errors;
 
 /// What all connections share while running: what is expected of the
@@ -29,6 +31,8 @@ pub(super) struct Tally {
     pub(super) at_last: u64,
     /// Messages received, verified, over the whole run.
     pub(super) delivered: u64,
+    /// The same per target, in the order of the targets.
+    pub(super) targets: Vec<TargetTally>,
     /// Connects or handshakes in progress, connections open.
     pub(super) pending: usize,
     pub(super) open: usize,
