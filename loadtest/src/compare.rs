@@ -8,7 +8,9 @@
 //! Every server in the table has a distinct label. With `--reply json` each
 //! server is its JSON variant (or skipped when it has none) and every reply is
 //! verified as that JSON. Results are reported as medians with min–max and
-//! the ratio to the first server of the table.
+//! the ratio to the first server of the table. Allocations per message are
+//! a measurement only for the servers that count them (the Go servers, see
+//! `go`); a server that should have counted and did not fails its run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +24,10 @@ use crate::args::Mode;
 use crate::payload::Pattern;
 use crate::reply::ReplyMode;
 
+mod go;
+
+use go::{Allocs, Counted};
+
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
     /// Servers to compare, in order; ratios are to the first one that runs.
@@ -34,6 +40,12 @@ pub struct CompareArgs {
         default_value = "zerows,tokio-tungstenite,tokio-tungstenite-current,tungstenite-threads,fastwebsockets"
     )]
     pub servers: Vec<String>,
+    /// Append the Go echo servers (go-gorilla, go-nhooyr, go-x-net; the
+    /// group `go` in --servers names the same), built next to this program
+    /// by `loadtest/peers-go/build.sh`. Their allocations per message are
+    /// read from the Go runtime.
+    #[arg(long)]
+    pub go: bool,
     /// The zerows server binary [default: `zerows` next to this program].
     #[arg(long)]
     pub zerows: Option<PathBuf>,
@@ -114,7 +126,7 @@ impl std::fmt::Display for CompareError {
         match self {
             CompareError::UnknownServer(s) => write!(
                 f,
-                "unknown server {s:?} (zerows, tokio-tungstenite, tokio-tungstenite-current, tungstenite-threads, fastwebsockets, or NAME=PATH)"
+                "unknown server {s:?} (zerows, tokio-tungstenite, tokio-tungstenite-current, tungstenite-threads, fastwebsockets, go-gorilla, go-nhooyr, go-x-net, go, or NAME=PATH)"
             ),
             CompareError::BadEntry(s) => write!(
                 f,
@@ -146,6 +158,7 @@ struct Server {
     program: PathBuf,
     listen: Listen,
     extra: Vec<&'static str>,
+    allocs: Counted,
 }
 
 /// What one `--servers` entry stands for, given the reply mode; `None` when
@@ -158,6 +171,7 @@ fn resolve(entry: &str, args: &CompareArgs, peers: &Path) -> Result<Option<Serve
         program,
         listen,
         extra,
+        allocs: Counted::No,
     };
     // The zerows way: its echo server, or the json_reply example.
     let zerows_like = |name: &str, echo: PathBuf, json_reply: PathBuf| match json {
@@ -183,16 +197,28 @@ fn resolve(entry: &str, args: &CompareArgs, peers: &Path) -> Result<Option<Serve
         }
         return Ok(Some(zerows_like(name, path.into(), path.into())));
     }
+    if let Some(binary) = go::binary(entry) {
+        if json {
+            return Ok(None);
+        }
+        return Ok(Some(Server {
+            allocs: Counted::Memstats,
+            ..server(entry, peers.join(binary), Listen::Flag, vec![])
+        }));
+    }
     Ok(Some(match entry {
         // Found next to this program, where the workspace builds both, not
         // where the source was: a build elsewhere (CARGO_TARGET_DIR) works.
-        "zerows" => zerows_like(
-            entry,
-            args.zerows.clone().unwrap_or_else(|| peers.join("zerows")),
-            args.zerows_json
-                .clone()
-                .unwrap_or_else(|| peers.join("examples").join("json_reply")),
-        ),
+        "zerows" => Server {
+            allocs: if json { Counted::No } else { Counted::ByTest },
+            ..zerows_like(
+                entry,
+                args.zerows.clone().unwrap_or_else(|| peers.join("zerows")),
+                args.zerows_json
+                    .clone()
+                    .unwrap_or_else(|| peers.join("examples").join("json_reply")),
+            )
+        },
         "tokio-tungstenite" => tokio(entry, "multi"),
         "tokio-tungstenite-current" => tokio(entry, "current"),
         "tungstenite-threads" | "fastwebsockets" if json => return Ok(None),
@@ -218,7 +244,7 @@ fn resolve(entry: &str, args: &CompareArgs, peers: &Path) -> Result<Option<Serve
 fn servers(args: &CompareArgs, peers: &Path) -> Result<Vec<Server>, CompareError> {
     let mut out: Vec<Server> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
-    for entry in &args.servers {
+    for entry in &go::expand(&args.servers, args.go) {
         let Some(s) = resolve(entry, args, peers)? else {
             eprintln!("skipping {entry}: it has no JSON reply variant (--reply json)");
             continue;
@@ -296,6 +322,7 @@ struct Sample {
     generator_cpu_percent: f64,
     server_cpu_us_per_message: f64,
     server_peak_rss_bytes: u64,
+    allocs_per_message: Allocs,
     errors: u64,
     note: String,
 }
@@ -400,6 +427,10 @@ fn one_run(
         generator_cpu_percent: 0.0,
         server_cpu_us_per_message: 0.0,
         server_peak_rss_bytes: 0,
+        allocs_per_message: match s.allocs {
+            Counted::ByTest => Allocs::ZeroByTest,
+            _ => Allocs::Unmeasured,
+        },
         errors: 0,
         note: String::new(),
     };
@@ -474,7 +505,17 @@ fn one_run(
         }
     };
     let limit = Duration::from_secs_f64(set.warmup + set.duration + 60.0);
-    let status = wait_bounded(&mut generator, Instant::now() + limit);
+    let deadline = Instant::now() + limit;
+    let allocs = (s.allocs == Counted::Memstats).then(|| {
+        go::measure(
+            port,
+            &mut generator,
+            cell.connections,
+            set.warmup,
+            set.duration,
+        )
+    });
+    let status = wait_bounded(&mut generator, deadline);
     stop(server);
     if status.is_none() {
         sample.note = "generator timed out".into();
@@ -507,6 +548,17 @@ fn one_run(
             .and_then(Value::as_str)
             .unwrap_or("");
         sample.note = format!("{} errors, first: {first}", sample.errors);
+        return sample;
+    }
+    match allocs {
+        Some(Ok(a)) => sample.allocs_per_message = Allocs::PerMessage(a),
+        // A server that should have been counted and was not fails the
+        // run: a blank cell would read as if nothing were allocated.
+        Some(Err(e)) => {
+            sample.ok = false;
+            sample.note = format!("allocations not counted: {e}");
+        }
+        None => {}
     }
     sample
 }
@@ -577,8 +629,9 @@ fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> 
     let mut o = String::new();
     let first = names.first().map(String::as_str).unwrap_or("");
     o.push_str(header);
-    o.push_str(&format!("\n| conns | size | mode | server | msg/s median (min–max) | vs {first} | p50 µs | p99 µs | server µs CPU/msg | peak RSS MiB | server CPU % | gen CPU % | saturated | errors |\n"));
-    o.push_str("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+    o.push_str(&format!("\n| conns | size | mode | server | msg/s median (min–max) | vs {first} | p50 µs | p99 µs | server µs CPU/msg | allocs/msg | peak RSS MiB | server CPU % | gen CPU % | saturated | errors |\n"));
+    o.push_str("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+    let mut by_test = false;
     for c in cells {
         let of = |name: &str| -> Vec<&Sample> {
             samples
@@ -640,8 +693,10 @@ fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> 
             } else {
                 format!("**{}** ({}–{})", si(m), si(lo), si(hi))
             };
+            let allocs = go::cell(ok.iter().map(|s| s.allocs_per_message));
+            by_test |= allocs == go::BY_TEST;
             o.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
                 c.connections,
                 c.size,
                 mode,
@@ -651,6 +706,7 @@ fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> 
                 med(&|s| s.p50_us),
                 med(&|s| s.p99_us),
                 med(&|s| s.server_cpu_us_per_message),
+                allocs,
                 rss as f64 / 1048576.0,
                 scpu,
                 gcpu,
@@ -658,6 +714,9 @@ fn table(samples: &[Sample], cells: &[Cell], names: &[String], header: &str) -> 
                 errs
             ));
         }
+    }
+    if by_test {
+        o.push_str(go::BY_TEST_NOTE);
     }
     o
 }
@@ -714,7 +773,7 @@ pub fn compare(args: CompareArgs) -> Result<bool, CompareError> {
         ReplyMode::Json => "JSON reply servers (each text message p answered with {\"name\":p,\"age\":18,\"description\":p+\"很厉害!!!!\"}, verified byte for byte)",
     };
     let header = format!(
-        "{what} on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection; {} payloads{}. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing. Ratios are to {}.\n",
+        "{what} on loopback, {} repetition(s) of {} s (+{} s warm-up) each, interleaved; server {}; generator: zerows-loadtest, 1 thread{}; pipelined = {} in flight per connection; {} payloads{}. Load average before/after: {} / {}. CPU % is of one core over the measured window; on loopback each side's sends also pay for the other side's TCP receive processing. Ratios are to {}.{}\n",
         set.repetitions,
         set.duration,
         set.warmup,
@@ -732,7 +791,12 @@ pub fn compare(args: CompareArgs) -> Result<bool, CompareError> {
         },
         load_before,
         loadavg(),
-        names[0]
+        names[0],
+        if list.iter().any(|s| s.allocs == Counted::Memstats) {
+            go::HEADER_NOTE
+        } else {
+            ""
+        }
     );
     let md = table(&samples, &cells, &names, &header);
     println!("{md}");
@@ -888,6 +952,7 @@ mod tests {
             generator_cpu_percent: 0.0,
             server_cpu_us_per_message: 0.0,
             server_peak_rss_bytes: 0,
+            allocs_per_message: Allocs::Unmeasured,
             errors: 0,
             note: String::new(),
         };
