@@ -24,8 +24,8 @@ use zerows::{
     Builder, Client, ClientError, Context, Message, Prepared, Request, Running, Service, Topic,
 };
 
-#[path = "../tests/common/redis.rs"]
-mod redis_server;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Every connection subscribes to "t".
 struct Sub;
@@ -47,27 +47,14 @@ fn instance(url: &str) -> Running {
 
 /// A sample of the instance's metrics (0 if absent).
 fn metric(addr: SocketAddr, name: &str) -> f64 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("metrics");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body.lines()
-        .find_map(|l| {
-            let (n, v) = l.rsplit_once(' ')?;
-            (n == name).then(|| v.parse().ok())?
-        })
-        .unwrap_or(0.0)
+    common::sample(&common::http_get(addr, "/metrics").1, name).unwrap_or(0.0)
 }
 
-fn wait(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        common::wait_until(Duration::from_secs(10), cond),
+        "timed out waiting for {what}"
+    );
 }
 
 fn main() {
@@ -80,7 +67,7 @@ fn main() {
     let rate = args.get(1).copied().unwrap_or(0);
     let size = args.get(2).copied().unwrap_or(32).max(8) as usize;
 
-    let redis = redis_server::Redis::start_any();
+    let redis = common::redis::Redis::start_any();
     let (a, b) = (instance(&redis.url()), instance(&redis.url()));
     let (a_addr, b_addr) = (a.local_addrs()[0], b.local_addrs()[0]);
     let mut client = Client::connect(&format!("ws://{b_addr}/")).expect("connect to B");

@@ -18,26 +18,11 @@ GEN=$BIN/zerows-loadtest
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/peers-go-smoke
 SERVERS=(gorilla nhooyr xnet)
 
-fail() { echo "peers-go/smoke.sh: error: $*" >&2; exit 1; }
-
-PID=
-LOG=
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-    local rc=$?
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -KILL "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
-    if [ "$rc" -ne 0 ] && [ -n "$LOG" ] && [ -f "$LOG" ]; then
-        echo "--- last lines of $LOG ---"
-        tail -n 30 "$LOG" || true
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Start, stop and the cleanup trap: the same as for zerows in the test
+# scripts (the Go peers take --listen and print their address too).
+# shellcheck source=tests/server.sh
+source "$ROOT/tests/server.sh"
+fail() { zerows_fail "$*"; }
 
 [ -x "$GEN" ] || fail "no $GEN (cargo build --release -p zerows-loadtest)"
 for s in "${SERVERS[@]}"; do
@@ -57,19 +42,10 @@ memstats() {
 }
 
 for s in "${SERVERS[@]}"; do
-    LOG=$OUT/$s.log
-    : >"$LOG"
-    timeout 120 "$BIN/peer-go-$s" --listen 127.0.0.1:0 >"$LOG" 2>&1 &
-    PID=$!
-    port=
-    for _ in $(seq 100); do
-        port=$(sed -n 's#.*: listening on 127\.0\.0\.1:\([0-9]*\)$#\1#p' "$LOG" | head -n 1)
-        [ -n "$port" ] && break
-        kill -0 "$PID" 2>/dev/null || fail "peer-go-$s exited at startup"
-        sleep 0.1
-    done
-    [ -n "$port" ] || fail "peer-go-$s did not print its address within 10 s"
-    url="ws://127.0.0.1:$port/"
+    ZEROWS_BIN=$BIN/peer-go-$s
+    zerows_start "$OUT/$s.log"
+    url=$ZEROWS_URL
+    port=$ZEROWS_PORT
     timeout 60 "$GEN" "$url" -c 50 --size 32 --size 1024 --size 70000 --text \
         --mode pingpong --duration 2 --warmup 0.5 --quiet --json "$OUT/$s-pingpong.json" \
         || fail "peer-go-$s: text ping-pong failed (see $OUT/$s-pingpong.json)"
@@ -82,19 +58,9 @@ for s in "${SERVERS[@]}"; do
     connections=$(echo "$stats" | sed -n 's/^connections \([0-9]*\)$/\1/p')
     [ "${messages:-0}" -gt 0 ] || fail "peer-go-$s: /memstats counts no message"
     [ "${connections:-0}" -eq 100 ] || fail "peer-go-$s: /memstats counts ${connections:-no} connections, not 100"
-    kill -TERM "$PID"
-    for _ in $(seq 50); do
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$PID" 2>/dev/null && fail "peer-go-$s did not exit within 5 s of SIGTERM"
-    rc=0
-    wait "$PID" || rc=$?
-    PID=
-    [ "$rc" -eq 0 ] || fail "peer-go-$s exited with $rc after SIGTERM"
+    zerows_stop
     echo "peer-go-$s: every echo verified, exit 0 after SIGTERM"
 done
-LOG=
 
 # compare's own path: started by name, verified, allocations read.
 timeout 120 "$GEN" compare --servers go --connections 20 --sizes 1024 --modes pipelined \

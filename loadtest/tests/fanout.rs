@@ -50,8 +50,9 @@ fn assert_clean(code: i32, v: &Value, n: u64, m: u64) {
     assert_eq!(v["closed_clean"], n);
 }
 
-#[test]
-fn tokio_tungstenite_chat_delivers_everything() {
+/// The tokio-tungstenite chat peer on a free port, listening; its port, and
+/// the process (killed on drop).
+fn chat_peer() -> (u16, Killed) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_peer-tokio-tungstenite"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -62,6 +63,12 @@ fn tokio_tungstenite_chat_delivers_everything() {
         .expect("start peer");
     let server = Killed(child);
     wait_listening(port);
+    (port, server)
+}
+
+#[test]
+fn tokio_tungstenite_chat_delivers_everything() {
+    let (port, server) = chat_peer();
     let pid = server.0.id().to_string();
     let (code, v) = fanout(port, &["-n", "60", "-m", "25", "--server-pid", &pid]);
     assert_clean(code, &v, 60, 25);
@@ -76,16 +83,7 @@ fn tokio_tungstenite_chat_delivers_everything() {
 /// apart, and every delivery is still verified.
 #[test]
 fn two_targets_on_one_server_split_the_subscribers() {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_peer-tokio-tungstenite"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--service", "chat", "--workers", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start peer");
-    let server = Killed(child);
-    wait_listening(port);
+    let (port, server) = chat_peer();
     let pid = server.0.id().to_string();
     let also = format!("ws://localhost:{port}/?room=bench");
     let (n, m) = (7u64, 10u64);
