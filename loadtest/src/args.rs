@@ -157,6 +157,11 @@ pub struct RunArgs {
     /// window are then reported beside ours.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Count the server's system calls over the measured window with
+    /// `strace -c -f -p PID` (needs --server-pid). strace slows the server
+    /// down: take CPU and throughput figures from runs without it.
+    #[arg(long, requires = "server_pid")]
+    pub strace: bool,
     /// Rate mode: sleep on epoll's 1 ms timer steps instead of busy-polling
     /// when the next send is under 1 ms away. Saves a core, but sends then
     /// leave in 1 ms bursts and latencies (measured from the schedule) grow.

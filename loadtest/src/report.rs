@@ -18,6 +18,9 @@ pub struct ServerSample {
     cpu0: f64,
     #[serde(skip)]
     recv0: u64,
+    /// User and system CPU seconds at the start.
+    #[serde(skip)]
+    split0: Option<(f64, f64)>,
     pub cpu_seconds: f64,
     /// Percent of one core.
     pub cpu_percent: f64,
@@ -25,6 +28,17 @@ pub struct ServerSample {
     pub messages: u64,
     /// Server CPU time per echoed message, microseconds.
     pub cpu_us_per_message: f64,
+    /// The same, in user space and in the kernel (clock ticks: coarse over
+    /// short windows).
+    pub user_us_per_message: f64,
+    pub system_us_per_message: f64,
+    /// System calls per echoed message, with `--strace` (a separate run:
+    /// strace slows the server, so its CPU figures are not the ones to
+    /// quote), and the most frequent calls per message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscalls_per_message: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub syscalls: Vec<(String, f64)>,
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
 }
@@ -34,9 +48,22 @@ impl ServerSample {
         ServerSample {
             pid,
             cpu0: procfs::cpu_seconds(pid).unwrap_or(0.0),
+            split0: procfs::cpu_split(pid),
             recv0: received,
             ..Default::default()
         }
+    }
+
+    /// The system calls strace counted while `echoes` came back.
+    pub fn set_syscalls(&mut self, c: &crate::strace::Counts, echoes: u64) {
+        let per = |n: u64| n as f64 / echoes.max(1) as f64;
+        self.syscalls_per_message = Some(per(c.total));
+        self.syscalls = c
+            .calls
+            .iter()
+            .take(6)
+            .map(|(n, k)| (n.clone(), per(*k)))
+            .collect();
     }
 
     /// The echoes of the window, when they were only counted after it
@@ -59,6 +86,13 @@ impl ServerSample {
         } else {
             0.0
         };
+        if let (Some((u0, s0)), Some((u1, s1)), true) =
+            (self.split0, procfs::cpu_split(self.pid), self.messages > 0)
+        {
+            let per = |d: f64| d * 1e6 / self.messages as f64;
+            self.user_us_per_message = per(u1 - u0);
+            self.system_us_per_message = per(s1 - s0);
+        }
         self.rss_bytes = procfs::status_bytes(self.pid, "VmRSS").unwrap_or(0);
         self.peak_rss_bytes = procfs::status_bytes(self.pid, "VmHWM").unwrap_or(0);
     }
@@ -249,12 +283,26 @@ impl Summary {
         if let Some(s) = &self.server {
             let _ = writeln!(
                 o,
-                "server CPU      {:.0}% of a core, {:.2} µs/msg, RSS {:.1} MiB (peak {:.1} MiB)",
+                "server CPU      {:.0}% of a core, {:.2} µs/msg ({:.2} user + {:.2} system), RSS {:.1} MiB (peak {:.1} MiB)",
                 s.cpu_percent,
                 s.cpu_us_per_message,
+                s.user_us_per_message,
+                s.system_us_per_message,
                 s.rss_bytes as f64 / 1048576.0,
                 s.peak_rss_bytes as f64 / 1048576.0
             );
+            if let Some(n) = s.syscalls_per_message {
+                let top: Vec<String> = s
+                    .syscalls
+                    .iter()
+                    .map(|(c, k)| format!("{c} {k:.3}"))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "server syscalls {n:.3}/msg under strace ({})",
+                    top.join(", ")
+                );
+            }
         }
         let _ = writeln!(o, "clean closes    {}", self.closed_clean);
         let errs = self.errors.nonzero();

@@ -37,6 +37,8 @@ pub enum RunError {
     Child(String),
     /// A child of --procs failed or did not finish in time.
     Procs(String),
+    /// strace could not attach or report (--strace).
+    Strace(crate::strace::StraceError),
 }
 
 impl std::fmt::Display for RunError {
@@ -49,6 +51,7 @@ impl std::fmt::Display for RunError {
             RunError::Output(p, e) => write!(f, "cannot write {}: {e}", p.display()),
             RunError::Child(e) => write!(f, "child process: {e}"),
             RunError::Procs(e) => write!(f, "--procs: {e}"),
+            RunError::Strace(e) => write!(f, "{e}"),
         }
     }
 }
@@ -304,6 +307,15 @@ pub fn traffic(args: &RunArgs, gate: Option<&Gate>) -> Result<Traffic, RunError>
     // Sample CPU at the edges of the measured window.
     let warm = start + (args.warmup * 1e9) as u64;
     let end = start + (duration * 1e9) as u64;
+    // Attached before the window opens (attaching takes a moment); the
+    // calls are divided by the echoes from attaching to detaching.
+    let tracer = match (args.strace && gate.is_none(), args.server_pid) {
+        (true, Some(pid)) => {
+            let t = crate::strace::attach(pid).map_err(RunError::Strace)?;
+            Some((t, received(&l.shared)))
+        }
+        _ => None,
+    };
     sleep_until(l.epoch, warm);
     // In a child the parent samples the server.
     let mut server = args
@@ -328,6 +340,14 @@ pub fn traffic(args: &RunArgs, gate: Option<&Gate>) -> Result<Traffic, RunError>
     let wall = t0.elapsed().as_secs_f64();
     if let Some(s) = server.as_mut() {
         s.end(received(&l.shared), wall);
+    }
+    if let Some((t, traced0)) = tracer {
+        // Counted after strace has let go: it counts until then.
+        let counts = t.detach().map_err(RunError::Strace)?;
+        let traced = received(&l.shared) - traced0;
+        if let Some(s) = server.as_mut() {
+            s.set_syscalls(&counts, traced);
+        }
     }
     if let Some(pb) = &pb {
         pb.set_message(live_line(&l.shared, "draining", None));

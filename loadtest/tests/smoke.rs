@@ -112,6 +112,70 @@ fn tungstenite_threads_pingpong_and_pipelined() {
     assert_eq!(v["payload"], "json");
 }
 
+/// `--server-pid` splits the server's CPU into user and system time, and
+/// `--strace` counts its system calls per echo: at least a read and a
+/// write each (strace from Debian's package, which .ci/run installs).
+#[test]
+fn server_cpu_split_and_syscalls_per_message() {
+    let (server, port) = start_server(env!("CARGO_BIN_EXE_peer-fastwebsockets"), &[]);
+    let pid = server.0.id().to_string();
+    let args = [
+        "-c",
+        "10",
+        "--duration",
+        "1.5",
+        "--warmup",
+        "0.3",
+        "--size",
+        "32",
+    ];
+    let (code, v) = generate(port, &[&args[..], &["--server-pid", &pid]].concat());
+    assert_clean(code, &v);
+    let s = &v["server"];
+    let (cpu, user, system) = (
+        s["cpu_us_per_message"].as_f64().unwrap(),
+        s["user_us_per_message"].as_f64().unwrap(),
+        s["system_us_per_message"].as_f64().unwrap(),
+    );
+    // Both are read from /proc in clock ticks, at the same two moments.
+    let tick_us = 1e6 / 100.0 / s["messages"].as_f64().unwrap();
+    assert!(user >= 0.0 && system > 0.0, "{s}");
+    assert!((user + system - cpu).abs() <= 2.0 * tick_us, "{s}");
+    assert!(
+        s.get("syscalls_per_message").is_none(),
+        "only with --strace"
+    );
+
+    let (code, v) = generate(
+        port,
+        &[&args[..], &["--server-pid", &pid, "--strace"]].concat(),
+    );
+    assert_clean(code, &v);
+    let s = &v["server"];
+    let per = s["syscalls_per_message"]
+        .as_f64()
+        .expect("syscalls counted");
+    assert!(per >= 1.9, "a read and a write per echo at least: {s}");
+    let names: Vec<&str> = s["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[0].as_str().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("recv") || n.contains("read")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("send") || n.contains("write")),
+        "{names:?}"
+    );
+}
+
 /// Optional: the zerows server itself, when `ZEROWS_BIN` names its binary.
 #[test]
 fn zerows_server_if_built() {
