@@ -307,12 +307,17 @@ pub fn traffic(args: &RunArgs, gate: Option<&Gate>) -> Result<Traffic, RunError>
     // Sample CPU at the edges of the measured window.
     let warm = start + (args.warmup * 1e9) as u64;
     let end = start + (duration * 1e9) as u64;
-    // Attached before the window opens (attaching takes a moment); the
-    // calls are divided by the echoes from attaching to detaching.
+    // Attached before the window opens; the calls are divided by the
+    // echoes from just before strace starts to just after it has let go,
+    // so no call it counted lacks its echo (strace counts from its first
+    // attachment, which `attach` reports only after settling).
     let tracer = match (args.strace && gate.is_none(), args.server_pid) {
         (true, Some(pid)) => {
-            let t = crate::strace::attach(pid).map_err(RunError::Strace)?;
-            Some((t, received(&l.shared)))
+            let traced0 = received(&l.shared);
+            Some((
+                crate::strace::attach(pid).map_err(RunError::Strace)?,
+                traced0,
+            ))
         }
         _ => None,
     };

@@ -94,7 +94,7 @@ impl<'a, T: Transport> Wire<'a, T> {
             let total: usize = iov[..n].iter().map(|s| s.len()).sum();
             if total > 0 {
                 loop {
-                    match self.io.write_vectored(&iov[..n]) {
+                    match write_iov(&mut *self.io, &iov[..n]) {
                         Ok(k) => {
                             self.wire_out += k as u64;
                             written = k;
@@ -136,7 +136,7 @@ impl<'a, T: Transport> Wire<'a, T> {
             let n = self.backlog.io_slices(&mut iov);
             let total: usize = iov[..n].iter().map(|s| s.len()).sum();
             let written = loop {
-                match self.io.write_vectored(&iov[..n]) {
+                match write_iov(&mut *self.io, &iov[..n]) {
                     Ok(k) => {
                         self.wire_out += k as u64;
                         break k;
@@ -192,5 +192,56 @@ impl<T: Transport> Sink for Wire<'_, T> {
 
     fn is_broken(&self) -> bool {
         self.failed
+    }
+}
+
+/// One slice goes out with `send`, several with `writev`: the kernel's
+/// `writev` first copies in and checks the vector, which a lone echo or
+/// a lone pushed frame does not need.
+#[inline]
+fn write_iov<T: io::Write + ?Sized>(io: &mut T, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+    match iov {
+        [one] => io.write(one),
+        _ => io.write_vectored(iov),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records which call carried what.
+    #[derive(Default)]
+    struct Calls(Vec<(&'static str, Vec<u8>)>);
+
+    impl io::Write for Calls {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.push(("write", b.to_vec()));
+            Ok(b.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = all.len();
+            self.0.push(("writev", all));
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_slice_is_a_plain_write_several_a_writev() {
+        let mut c = Calls::default();
+        assert_eq!(write_iov(&mut c, &[IoSlice::new(b"echo")]).unwrap(), 4);
+        let iov = [IoSlice::new(b"head"), IoSlice::new(b"body")];
+        assert_eq!(write_iov(&mut c, &iov).unwrap(), 8);
+        assert_eq!(
+            c.0,
+            vec![
+                ("write", b"echo".to_vec()),
+                ("writev", b"headbody".to_vec())
+            ]
+        );
     }
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Where the epoll path's server CPU goes: for each cell, the server's CPU
+# per echoed message split into user and system time (from /proc/PID/stat
+# over the measured window), then its system calls per message (a separate
+# run with `strace -c -f -p PID`, which slows the server: its CPU is not
+# quoted). Server pinned to CPU 0, generator to CPU 1, every echo verified.
+#
+#   cargo build --release -p zerows -p zerows-loadtest
+#   benches/tools/epoll_profile.sh [SERVER_BINARY ...]
+#
+# Several binaries are run cell by cell in turn (A B A B), REPS times each.
+# Settings (environment): REPS (3), DURATION (4 s measured after 1 s of
+# warm-up), STRACE_DURATION (3), PORT (first port tried, 19400), BIN
+# (target/release, for zerows-loadtest), OUT (target/epoll-profile-DATE).
+# Cells: ping-pong 100 × 32 B and 1,000 × 32 B, pipelined (16 in flight)
+# 1,000 × 32 B, ping-pong 100 × 16 KiB.
+#
+# Invariants: loopback only; every server started here is stopped (SIGTERM,
+# then SIGKILL after 3 s) before the next starts; every generator run is
+# bounded by `timeout`; a run with any error fails the script (exit 1).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$root/target/release}
+REPS=${REPS:-3}
+DURATION=${DURATION:-4}
+STRACE_DURATION=${STRACE_DURATION:-3}
+PORT=${PORT:-19400}
+OUT=${OUT:-$root/target/epoll-profile-$(date -u +%Y%m%d-%H%M%S)}
+GEN=$BIN/zerows-loadtest
+[ $# -gt 0 ] || set -- "$BIN/zerows"
+
+die() { echo "epoll_profile.sh: $*" >&2; exit 2; }
+[ -x "$GEN" ] || die "$GEN not found (cargo build --release -p zerows-loadtest)"
+for b in "$@"; do [ -x "$b" ] || die "$b not found"; done
+for t in taskset strace python3; do command -v $t >/dev/null || die "$t is needed"; done
+mkdir -p "$OUT"
+
+cells=("pingpong 100 32" "pingpong 1000 32" "pipelined 1000 32" "pingpong 100 16384")
+port=$PORT
+pid=
+stop() {
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+}
+trap stop EXIT
+
+# one BINARY MODE CONNS SIZE TAG EXTRA...: a fresh server, one generator run.
+one() {
+    local bin=$1 mode=$2 conns=$3 size=$4 tag=$5
+    shift 5
+    port=$((port + 1))
+    taskset -c 0 "$bin" --listen "127.0.0.1:$port" >"$OUT/$tag.server.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    timeout 120 taskset -c 1 "$GEN" run "ws://127.0.0.1:$port/" -c "$conns" --size "$size" \
+        --mode "$mode" --server-pid "$pid" --quiet --json "$OUT/$tag.json" "$@" \
+        >"$OUT/$tag.log" 2>&1 || { echo "run $tag failed (see $OUT/$tag.log)" >&2; stop; exit 1; }
+    stop
+}
+
+for rep in $(seq "$REPS"); do
+    for cell in "${cells[@]}"; do
+        read -r mode conns size <<<"$cell"
+        k=0
+        for bin in "$@"; do
+            k=$((k + 1))
+            one "$bin" "$mode" "$conns" "$size" "b$k-$mode-$conns-$size-r$rep" --warmup 1 --duration $((DURATION + 1))
+        done
+    done
+done
+for cell in "${cells[@]}"; do
+    read -r mode conns size <<<"$cell"
+    k=0
+    for bin in "$@"; do
+        k=$((k + 1))
+        one "$bin" "$mode" "$conns" "$size" "b$k-$mode-$conns-$size-strace" --warmup 0.5 \
+            --duration "$STRACE_DURATION" --strace
+    done
+done
+
+python3 - "$OUT" "$REPS" "$@" <<'PY' | tee "$OUT/table.md"
+import json, sys, statistics
+out, reps, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+cells = [("pingpong", 100, 32), ("pingpong", 1000, 32), ("pipelined", 1000, 32), ("pingpong", 100, 16384)]
+def load(tag):
+    return json.load(open(f"{out}/{tag}.json"))
+print("| cell | server | msg/s | server µs CPU/msg | user | system | system share | syscalls/msg (strace run) | most frequent per msg |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+for mode, conns, size in cells:
+    for k, b in enumerate(bins, 1):
+        runs = [load(f"b{k}-{mode}-{conns}-{size}-r{r}") for r in range(1, reps + 1)]
+        for v in runs:
+            if v["error_total"]:
+                sys.exit(f"errors in a run of {b}")
+        med = lambda f: statistics.median(f(v) for v in runs)
+        rng = lambda f: "%.2f–%.2f" % (min(f(v) for v in runs), max(f(v) for v in runs))
+        cpu = lambda v: v["server"]["cpu_us_per_message"]
+        usr = lambda v: v["server"]["user_us_per_message"]
+        sysc = lambda v: v["server"]["system_us_per_message"]
+        st = load(f"b{k}-{mode}-{conns}-{size}-strace")["server"]
+        top = ", ".join("%s %.3f" % (n, c) for n, c in st.get("syscalls", [])[:3])
+        print("| %s %d × %d B | %s | %.1fk | %.2f (%s) | %.2f | %.2f | %.0f %% | %.3f | %s |" % (
+            mode, conns, size, b.split("/")[-1] if len(bins) == 1 else b,
+            med(lambda v: v["messages_per_sec"]) / 1e3, med(cpu), rng(cpu), med(usr), med(sysc),
+            100 * med(sysc) / max(med(cpu), 1e-9), st.get("syscalls_per_message", 0), top))
+PY
+echo "runs and table: $OUT"
