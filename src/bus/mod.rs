@@ -5,7 +5,7 @@
 //! * The loops never touch the network for the bus. A publish is
 //!   delivered locally as before, and offered to the bus's outgoing queue
 //!   (bounded in messages and bytes; a refused offer is counted and
-//!   dropped, never waited for). Two threads of the bus's own own the
+//!   dropped, never waited for). Two threads of the bus's own hold the
 //!   links: one publishes what the queue holds, one subscribes and hands
 //!   what arrives to the loops through the [`Handle`], like any push.
 //! * Each instance subscribes once per topic that has a local subscriber
@@ -190,8 +190,8 @@ impl Bus {
         channel.strip_prefix(&*self.prefix)
     }
 
-    /// Hand a message from the broker to the loops; false if it was not
-    /// one for them.
+    /// Hand a message from the broker to the loops, or count why not (our
+    /// own publishes coming back are skipped uncounted).
     fn arrived(&self, handle: &Handle, channel: &str, bytes: &[u8]) {
         let (Some(topic), Ok(e)) = (self.topic_of(channel), envelope::decode(bytes)) else {
             return self.stats.dropped(Drop::Malformed);
