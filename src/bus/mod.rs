@@ -203,7 +203,7 @@ impl Bus {
         if e.payload.len() > self.max_message {
             return self.stats.dropped(Drop::TooLarge);
         }
-        let msg = Prepared::of(e.kind, e.payload);
+        let msg = Prepared::new(e.kind, e.payload);
         match handle.deliver(&Topic::new(topic), &msg) {
             Ok(()) => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);

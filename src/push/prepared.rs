@@ -37,11 +37,7 @@ impl Prepared {
 
     /// A message of `kind`; a text payload must be UTF-8 (the caller has
     /// checked it).
-    pub(crate) fn of(kind: MessageKind, payload: &[u8]) -> Prepared {
-        Self::new(kind, payload)
-    }
-
-    fn new(kind: MessageKind, payload: &[u8]) -> Prepared {
+    pub(crate) fn new(kind: MessageKind, payload: &[u8]) -> Prepared {
         let op = match kind {
             MessageKind::Text => opcode::TEXT,
             MessageKind::Binary => opcode::BINARY,

@@ -30,17 +30,17 @@ pub(crate) struct Topics {
     /// Slot to the topics it subscribes to.
     of_slot: HashMap<u32, Vec<usize>>,
     /// Told when a topic appears on this loop or goes, if there is a bus.
-    interest: Option<Arc<crate::bus::Bus>>,
+    bus: Option<Arc<crate::bus::Bus>>,
 }
 
 impl Topics {
     /// Report topics to `bus` from now on (set before any subscribes).
     pub fn report_to(&mut self, bus: Arc<crate::bus::Bus>) {
-        self.interest = Some(bus);
+        self.bus = Some(bus);
     }
 
     fn interest(&self) -> Option<&Interest> {
-        self.interest.as_deref().map(|b| &b.interest)
+        self.bus.as_deref().map(|b| &b.interest)
     }
 
     /// Subscribe `slot` to the topic `name` (made from `shared` if given,
