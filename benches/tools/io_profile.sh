@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Where the epoll path's server CPU goes: for each cell, the server's CPU
+# Where a server's CPU goes: for each cell, the server's CPU
 # per echoed message split into user and system time (from /proc/PID/stat
 # over the measured window), then its system calls per message (a separate
 # run with `strace -c -f -p PID`, which slows the server: its CPU is not
 # quoted). Server pinned to CPU 0, generator to CPU 1, every echo verified.
 #
 #   cargo build --release -p zerows -p zerows-loadtest
-#   benches/tools/epoll_profile.sh [SERVER_BINARY ...]
+#   benches/tools/io_profile.sh [SERVER ...]
 #
-# Several binaries are run cell by cell in turn (A B A B), REPS times each.
+# A SERVER is a binary taking `--listen ADDR`, with arguments of its own in
+# the same word if any: "target/release/zerows --io uring". Several are
+# run cell by cell in turn (A B A B), REPS times each. Kernel crossings:
+# every system call counts, io_uring_enter included.
 # Settings (environment): REPS (3), DURATION (4 s measured after 1 s of
 # warm-up), STRACE_DURATION (3), PORT (first port tried, 19400), BIN
 # (target/release, for zerows-loadtest), OUT (target/epoll-profile-DATE).
@@ -26,13 +29,13 @@ REPS=${REPS:-3}
 DURATION=${DURATION:-4}
 STRACE_DURATION=${STRACE_DURATION:-3}
 PORT=${PORT:-19400}
-OUT=${OUT:-$root/target/epoll-profile-$(date -u +%Y%m%d-%H%M%S)}
+OUT=${OUT:-$root/target/io-profile-$(date -u +%Y%m%d-%H%M%S)}
 GEN=$BIN/zerows-loadtest
 [ $# -gt 0 ] || set -- "$BIN/zerows"
 
-die() { echo "epoll_profile.sh: $*" >&2; exit 2; }
+die() { echo "io_profile.sh: $*" >&2; exit 2; }
 [ -x "$GEN" ] || die "$GEN not found (cargo build --release -p zerows-loadtest)"
-for b in "$@"; do [ -x "$b" ] || die "$b not found"; done
+for b in "$@"; do read -ra w <<<"$b"; [ -x "${w[0]}" ] || die "${w[0]} not found"; done
 for t in taskset strace python3; do command -v $t >/dev/null || die "$t is needed"; done
 mkdir -p "$OUT"
 
@@ -54,7 +57,9 @@ one() {
     local bin=$1 mode=$2 conns=$3 size=$4 tag=$5
     shift 5
     port=$((port + 1))
-    taskset -c 0 "$bin" --listen "127.0.0.1:$port" >"$OUT/$tag.server.log" 2>&1 &
+    local cmd
+    read -ra cmd <<<"$bin"
+    taskset -c 0 "${cmd[@]}" --listen "127.0.0.1:$port" >"$OUT/$tag.server.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -108,7 +113,7 @@ for mode, conns, size in cells:
         st = load(f"b{k}-{mode}-{conns}-{size}-strace")["server"]
         top = ", ".join("%s %.3f" % (n, c) for n, c in st.get("syscalls", [])[:3])
         print("| %s %d × %d B | %s | %.1fk | %.2f (%s) | %.2f | %.2f | %.0f %% | %.3f | %s |" % (
-            mode, conns, size, b.split("/")[-1] if len(bins) == 1 else b,
+            mode, conns, size, " ".join(w.split("/")[-1] for w in b.split()),
             med(lambda v: v["messages_per_sec"]) / 1e3, med(cpu), rng(cpu), med(usr), med(sysc),
             100 * med(sysc) / max(med(cpu), 1e-9), st.get("syscalls_per_message", 0), top))
 PY
