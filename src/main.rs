@@ -163,6 +163,12 @@ struct Args {
     /// needs net.ipv4.tcp_migrate_req=1).
     #[arg(long, env = "ZEROWS_REUSE_PORT")]
     reuse_port: bool,
+
+    /// How the event loops wait for and move bytes: epoll, or io_uring
+    /// (Linux 6.1+; falls back to epoll, with one log line, where a ring
+    /// cannot be set up).
+    #[arg(long, env = "ZEROWS_IO", default_value = "epoll", value_parser = ["epoll", "uring"])]
+    io: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,6 +226,7 @@ fn config(a: &Args) -> Result<Config, String> {
         min_drain_rate: a.min_drain_rate,
         shutdown_timeout: seconds(a.shutdown_timeout, "shutdown-timeout")?,
         reuse_port: a.reuse_port,
+        io: a.io.parse()?,
         ..Config::default()
     };
     c.validate()?;
@@ -265,8 +272,9 @@ fn main() -> ExitCode {
         println!("zerows listening on ws://{addr}{path} (page: http://{addr}{path})");
     }
     log::info!(
-        "{} event loop(s){}; max message {} B, read buffer {} B, backlog limit {} B, max {} connections per loop",
+        "{} event loop(s) on {}{}; max message {} B, read buffer {} B, backlog limit {} B, max {} connections per loop",
         args.threads,
+        config.io.effective(),
         if config.reuse_port {
             ", port shared with other processes"
         } else {

@@ -8,6 +8,7 @@
 //! * `session`: one connection's bytes between its socket and the core;
 //! * `server`: one mio event loop, connections in a slab, a timer heap;
 //! * `builder`: several loops on one port;
+//! * `uring`: the io_uring backend of the event loop (`server` picks it);
 //! * `client`: the client shells on the client core.
 
 pub mod buffer;
@@ -16,3 +17,5 @@ pub mod client;
 pub mod server;
 pub mod session;
 pub mod spill;
+#[cfg(feature = "uring")]
+pub(crate) mod uring;

@@ -42,10 +42,15 @@ use crate::push::{Command, Handle, Inbox, Live, Loop, Mailbox};
 use crate::service::Service;
 use crate::session::{Progress, Session, Shared};
 
+mod backend;
+#[cfg(feature = "uring")]
+mod completions;
 mod config;
 mod inbox;
 mod listen;
 
+pub use backend::Backend;
+use backend::{io, Uring};
 pub use config::Config;
 use inbox::Staged;
 pub(crate) use listen::check_migration;
@@ -134,6 +139,12 @@ pub struct Server<S: Service> {
     /// Handing over: connections still in their handshake, closed once
     /// upgraded (see `listen`).
     awaiting_upgrade: Vec<usize>,
+    /// Epoll, or io_uring where it was asked for and can be set up.
+    backend: Backend,
+    /// The io_uring backend, when this loop runs on it (`poll` then only
+    /// holds the waker, and io_uring watches `poll`); set up by `run`, on
+    /// the loop's thread, which alone may use it.
+    uring: Option<Box<Uring>>,
 }
 
 impl<S: Service> Server<S> {
@@ -165,15 +176,18 @@ impl<S: Service> Server<S> {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let backend = config.io.effective();
         let mut listeners = Vec::new();
         for (i, l) in std_listeners.into_iter().enumerate() {
             l.set_nonblocking(true)?;
             let mut l = TcpListener::from_std(l);
-            poll.registry()
-                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            if backend == Backend::Epoll {
+                poll.registry()
+                    .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            }
             listeners.push((l, true));
         }
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let read_pool = Pool::new(config.read_buffer, config.pool_idle, 4);
         let write_pool = Pool::new(config.write_buffer, config.pool_idle, 4);
         let mut shared = Shared::new(
@@ -215,6 +229,8 @@ impl<S: Service> Server<S> {
             inbox_more: false,
             staged: Vec::new(),
             awaiting_upgrade: Vec::new(),
+            backend,
+            uring: None,
         };
         let handle = Handle::new(1);
         handle.register(0, server.mailbox());
@@ -286,11 +302,18 @@ impl<S: Service> Server<S> {
         self.conns.len()
     }
 
+    /// The backend this loop runs on (epoll when io_uring was asked for
+    /// but could not be set up).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Run until stopped, then shut down gracefully: every connection gets
     /// a close (1001), new ones get 503 (with `reuse_port`, the listeners
     /// close instead, after the queued connections are taken in), and the
     /// loop returns once all are gone or `shutdown_timeout` has passed.
     pub fn run(&mut self) -> io::Result<()> {
+        self.uring = start_uring(self.backend, &self.config, &self.poll)?;
         let mut events = Events::with_capacity(1024);
         let mut drain_until: Option<Millis> = None;
         self.shared.now = self.clock();
@@ -327,16 +350,19 @@ impl<S: Service> Server<S> {
                 let left = Duration::from_millis(until.saturating_sub(self.clock()) + 1);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            #[cfg(feature = "uring")]
+            if self.uring.is_some() {
+                let turn_start = self.wait_completions(timeout)?;
+                self.end_turn(turn_start, true);
+                continue;
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
-            self.inbox.turn_begins();
-            // One clock read serves the turn's time and its duration.
-            let turn_start = Instant::now();
-            self.shared.now = (turn_start - self.epoch).as_millis() as Millis + 1;
+            let turn_start = self.begin_turn();
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -356,20 +382,33 @@ impl<S: Service> Server<S> {
                     }
                 }
             }
-            self.accept_all();
-            self.run_ready();
-            self.expire_timers();
-            if !self.awaiting_upgrade.is_empty() {
-                self.close_upgraded();
-            }
-            self.run_tick();
-            self.run_inbox();
-            if !events.is_empty() {
-                let us = turn_start.elapsed().as_micros() as u64;
-                self.shared.metrics.turn(us);
-            }
-            self.publish_metrics(false);
+            self.end_turn(turn_start, !events.is_empty());
         }
+    }
+
+    /// A turn begins: its time, read once for the turn and its duration.
+    fn begin_turn(&mut self) -> Instant {
+        self.inbox.turn_begins();
+        let turn_start = Instant::now();
+        self.shared.now = (turn_start - self.epoch).as_millis() as Millis + 1;
+        turn_start
+    }
+
+    /// The rest of a turn, after its I/O events.
+    fn end_turn(&mut self, turn_start: Instant, busy: bool) {
+        self.accept_all();
+        self.run_ready();
+        self.expire_timers();
+        if !self.awaiting_upgrade.is_empty() {
+            self.close_upgraded();
+        }
+        self.run_tick();
+        self.run_inbox();
+        if busy {
+            let us = turn_start.elapsed().as_micros() as u64;
+            self.shared.metrics.turn(us);
+        }
+        self.publish_metrics(false);
     }
 
     fn begin_shutdown(&mut self) {
@@ -389,7 +428,7 @@ impl<S: Service> Server<S> {
                 continue;
             }
             let p = e.session.close(
-                &mut e.stream,
+                &mut io(&mut self.uring, key, &mut e.stream),
                 &mut self.shared,
                 crate::error::close_code::GOING_AWAY,
             );
@@ -458,6 +497,16 @@ impl<S: Service> Server<S> {
         }
         for i in 0..self.listeners.len() {
             if self.listeners[i].1 {
+                #[cfg(feature = "uring")]
+                if let Some(u) = &mut self.uring {
+                    // Multishot: armed once, again only if it stopped.
+                    use std::os::fd::AsRawFd;
+                    match u.arm_accept(i, self.listeners[i].0.as_raw_fd()) {
+                        Ok(()) => self.listeners[i].1 = false,
+                        Err(e) => log::warn!("io_uring accept: {e}"),
+                    }
+                    continue;
+                }
                 self.accept(i);
             }
         }
@@ -492,11 +541,18 @@ impl<S: Service> Server<S> {
             log::warn!("no connection id left for slot {key}; dropping the connection");
             return;
         }
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let registered = match &mut self.uring {
+            None => self.poll.registry().register(
+                &mut stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+            #[cfg(feature = "uring")]
+            Some(u) => u.open(key, &stream),
+            #[cfg(not(feature = "uring"))]
+            Some(u) => match **u {},
+        };
+        if let Err(e) = registered {
             log::debug!("register: {e}");
             return;
         }
@@ -524,15 +580,12 @@ impl<S: Service> Server<S> {
             return;
         };
         let mut p = Progress::Idle;
+        let io = &mut io(&mut self.uring, key, &mut e.stream);
         if writable {
-            p = e
-                .session
-                .on_writable(&mut e.stream, &mut self.shared, budget);
+            p = e.session.on_writable(io, &mut self.shared, budget);
         }
         if readable && p != Progress::Done {
-            let r = e
-                .session
-                .on_readable(&mut e.stream, &mut self.shared, budget);
+            let r = e.session.on_readable(io, &mut self.shared, budget);
             p = if r == Progress::Idle { p } else { r };
         }
         self.schedule(key, p);
@@ -543,7 +596,14 @@ impl<S: Service> Server<S> {
     fn schedule(&mut self, key: usize, p: Progress) {
         if p == Progress::Done {
             let mut e = self.conns.remove(key);
+            #[cfg(feature = "uring")]
+            let abort = e.session.pending_output() > 0;
             e.session.release(&mut self.shared);
+            #[cfg(feature = "uring")]
+            if let Some(u) = &mut self.uring {
+                let until = self.shared.now + self.shared.stall_timeout;
+                u.close(key, e.stream, abort, until);
+            }
             self.live.close(key);
             self.shared.local.topics.release(key);
             self.shared.local.timers.release(key);
@@ -595,9 +655,8 @@ impl<S: Service> Server<S> {
                 continue;
             }
             e.queued = false;
-            let p = e
-                .session
-                .on_readable(&mut e.stream, &mut self.shared, budget);
+            let io = &mut io(&mut self.uring, key, &mut e.stream);
+            let p = e.session.on_readable(io, &mut self.shared, budget);
             self.schedule(key, p);
         }
         batch.clear();
@@ -623,18 +682,40 @@ impl<S: Service> Server<S> {
             }
             e.armed = false;
             let mut p = Progress::Idle;
+            let io = &mut io(&mut self.uring, key, &mut e.stream);
             if e.timed && self.shared.local.timers.fire(e.session.core().id(), now) {
                 // Whatever the callback does to the timer, `schedule`
                 // looks at it again.
                 self.shared.local.timer_touched = true;
-                p = e.session.on_timer(&mut e.stream, &mut self.shared);
+                p = e.session.on_timer(io, &mut self.shared);
             }
             if p != Progress::Done {
-                let q = e.session.on_timeout(&mut e.stream, &mut self.shared);
+                let q = e.session.on_timeout(io, &mut self.shared);
                 p = if q == Progress::Idle { p } else { q };
             }
             self.schedule(key, p);
         }
+    }
+}
+
+/// The loop's io_uring, when its configuration asks for one and the
+/// system can set it up; it then watches `poll`, which holds the waker.
+fn start_uring(backend: Backend, config: &Config, poll: &Poll) -> io::Result<Option<Box<Uring>>> {
+    if backend != Backend::Uring {
+        return Ok(None);
+    }
+    #[cfg(feature = "uring")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut u = Box::new(Uring::new(config.write_buffer, config.pool_idle)?);
+        u.start()?;
+        u.arm_waker(poll.as_raw_fd())?;
+        Ok(Some(u))
+    }
+    #[cfg(not(feature = "uring"))]
+    {
+        let _ = (config, poll);
+        Ok(None)
     }
 }
 

@@ -11,6 +11,8 @@ use crate::conn::Settings;
 use crate::conn_id::MAX_SLOTS;
 use crate::push::SlowPolicy;
 
+use super::Backend;
+
 /// Everything the server needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,6 +64,9 @@ pub struct Config {
     /// [`Builder`](crate::Builder); a lone [`Server`](crate::Server) has
     /// none).
     pub bus: Option<BusConfig>,
+    /// How the loops wait for and move bytes: epoll (the default, or what
+    /// `ZEROWS_IO` names) or io_uring (see [`Backend`]).
+    pub io: Backend,
 }
 
 impl Default for Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             push_backlog: 1 << 20,
             slow: SlowPolicy::Skip,
             bus: None,
+            io: Backend::from_env(),
         }
     }
 }

@@ -97,9 +97,12 @@ impl<S: Service> Server<S> {
                 if let Some(key) = self.slot_of(id) {
                     self.flush_staged();
                     let e = &mut self.conns[key];
-                    let p = e
-                        .session
-                        .close_with(&mut e.stream, &mut self.shared, code, &reason);
+                    let p = e.session.close_with(
+                        &mut super::io(&mut self.uring, key, &mut e.stream),
+                        &mut self.shared,
+                        code,
+                        &reason,
+                    );
                     self.schedule(key, p);
                 }
             }
@@ -169,9 +172,12 @@ impl<S: Service> Server<S> {
             let Some(e) = self.conns.get_mut(key) else {
                 continue;
             };
-            let p = e
-                .session
-                .push_all(&mut e.stream, &mut self.shared, group, |s| &s.msg);
+            let p = e.session.push_all(
+                &mut super::io(&mut self.uring, key, &mut e.stream),
+                &mut self.shared,
+                group,
+                |s| &s.msg,
+            );
             self.schedule(key, p);
         }
         staged.clear();

@@ -93,6 +93,12 @@ impl<S: Service> Server<S> {
         let most = (self.config.listen_backlog.max(0) as usize).saturating_mul(2) + 256;
         let room = self.config.max_connections.saturating_sub(self.conns.len());
         let mut accepted: Vec<TcpStream> = Vec::new();
+        #[cfg(feature = "uring")]
+        if let Some(u) = &mut self.uring {
+            // Accepting from here on is this function's alone.
+            let taken = u.cancel_accepts(self.listeners.len());
+            accepted.extend(taken.into_iter().map(TcpStream::from_std));
+        }
         let mut tries = 0;
         for (listener, _) in &mut self.listeners {
             while accepted.len() < room && tries < most {
@@ -113,6 +119,9 @@ impl<S: Service> Server<S> {
             self.add(stream);
         }
         for (mut listener, _) in self.listeners.drain(..) {
+            if self.uring.is_some() {
+                continue;
+            }
             if let Err(e) = self.poll.registry().deregister(&mut listener) {
                 log::debug!("deregister listener: {e}");
             }
@@ -133,7 +142,8 @@ impl<S: Service> Server<S> {
                 }
                 Some(State::Open) => {
                     let e = &mut self.conns[key];
-                    let p = e.session.close(&mut e.stream, &mut self.shared, GOING_AWAY);
+                    let io = &mut super::io(&mut self.uring, key, &mut e.stream);
+                    let p = e.session.close(io, &mut self.shared, GOING_AWAY);
                     self.schedule(key, p);
                 }
                 _ => {}
