@@ -114,6 +114,12 @@ impl ChildServer {
     /// The same, run through a wrapper command (`prefix` then the binary),
     /// such as `prlimit` to give it other resource limits.
     pub fn spawn_with_prefix(prefix: &[&str], args: &[&str]) -> ChildServer {
+        Self::spawn_logging(prefix, args, None)
+    }
+
+    /// The same, keeping what it logs at `level` (`RUST_LOG`) for
+    /// [`stop_and_log`](Self::stop_and_log) instead of passing it through.
+    pub fn spawn_logging(prefix: &[&str], args: &[&str], level: Option<&str>) -> ChildServer {
         let bin = env!("CARGO_BIN_EXE_zerows");
         let mut cmd = match prefix.split_first() {
             Some((first, rest)) => {
@@ -123,13 +129,17 @@ impl ChildServer {
             }
             None => Command::new(bin),
         };
+        let (log, stderr) = match level {
+            Some(level) => (level, Stdio::piped()),
+            None => ("warn", Stdio::inherit()),
+        };
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn zerows binary");
         let stdout = child.stdout.take().unwrap();
@@ -170,6 +180,18 @@ impl ChildServer {
     /// Wait up to `limit` for the process to exit; its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         wait_exit(&mut self.child, limit)
+    }
+
+    /// SIGTERM, expect a clean exit, and return what it logged (started
+    /// with [`spawn_logging`](Self::spawn_logging)).
+    pub fn stop_and_log(&mut self) -> String {
+        self.signal("TERM");
+        assert_eq!(self.wait_exit(Duration::from_secs(10)), Some(0));
+        let mut log = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut log).unwrap();
+        }
+        log
     }
 }
 

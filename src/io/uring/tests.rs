@@ -140,9 +140,11 @@ fn a_second_write_in_a_turn_goes_out_after_the_first() {
     assert_eq!(u.held(), (0, 0));
 }
 
-#[test]
-fn a_write_while_the_socket_is_full_is_refused_and_the_session_told() {
-    let (mut client, s) = pair();
+/// A connection whose peer reads nothing yet, with 600,000 bytes written
+/// and submitted: more than its small socket buffer takes, so a send is in
+/// flight.
+fn stuck_send() -> (StdStream, TcpStream, Uring, Vec<u8>) {
+    let (client, s) = pair();
     socket2::SockRef::from(&s)
         .set_send_buffer_size(4096)
         .unwrap();
@@ -151,6 +153,12 @@ fn a_write_while_the_socket_is_full_is_refused_and_the_session_told() {
     let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(u.io(0, &s).write(&data).unwrap(), data.len());
     pump(&mut u, |_, _| {}, |_| true);
+    (client, s, u, data)
+}
+
+#[test]
+fn a_write_while_the_socket_is_full_is_refused_and_the_session_told() {
+    let (mut client, s, mut u, data) = stuck_send();
     let e = u.io(0, &s).write(b"!").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     let reader = std::thread::spawn(move || {
@@ -231,16 +239,7 @@ fn completions_that_outlive_their_connection_reach_nobody() {
 
 #[test]
 fn a_send_in_flight_when_its_connection_closes_still_goes_out_whole() {
-    let (mut client, s) = pair();
-    socket2::SockRef::from(&s)
-        .set_send_buffer_size(4096)
-        .unwrap();
-    let mut u = uring(1 << 20);
-    u.open(0, &s).unwrap();
-    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
-    assert_eq!(u.io(0, &s).write(&data).unwrap(), data.len());
-    // Submitted, and not taken whole: the peer reads nothing yet.
-    pump(&mut u, |_, _| {}, |_| true);
+    let (mut client, s, mut u, data) = stuck_send();
     u.close(0, s, false, u64::MAX);
     let reader = std::thread::spawn(move || {
         let mut back = Vec::new();
