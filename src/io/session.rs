@@ -611,6 +611,7 @@ impl<St> Session<St> {
     }
 
     /// Once the core is done and all output is out, send FIN and linger.
+    #[inline]
     fn after_io<T: Transport, S>(
         &mut self,
         io: &mut T,
