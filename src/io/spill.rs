@@ -42,7 +42,9 @@ impl Spill {
         let tiers = TIERS
             .iter()
             .filter(|&&t| t * 2 <= read_size)
-            .map(|&t| Pool::new(t, max_free, 0))
+            // A few ready from the start, as the read and write pools have:
+            // the first partial frame a loop keeps then costs no allocation.
+            .map(|&t| Pool::new(t, max_free, 4))
             .collect();
         Spill { tiers }
     }

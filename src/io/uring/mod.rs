@@ -184,7 +184,7 @@ impl Uring {
             small: Pool::new(SMALL_SEND, pool_idle, 4),
             large: Pool::new(write_buffer.max(SMALL_SEND), pool_idle, 0),
             overflows: HashMap::new(),
-            spare_overflows: Vec::new(),
+            spare_overflows: Vec::with_capacity(OVERFLOW_IDLE),
             blocks: Pool::new(RECV_SIZE, pool_idle, 0),
             queued: Vec::with_capacity(1024),
             current: None,
