@@ -337,6 +337,26 @@ fn the_loop_tick_runs_on_every_loop() {
 }
 
 #[test]
+fn a_loop_that_only_ticks_counts_no_busy_turns() {
+    // The turn histogram describes turns with I/O: a loop woken by its
+    // tick (every 5 ms here) and nothing else must not fill it, whichever
+    // the backend (io_uring's wait returns on the timeout as epoll's does).
+    let running = start(1, Some(Duration::from_millis(5)));
+    let addr = running.local_addrs()[0];
+    let before = metric(addr, "zerows_loop_turn_seconds_count");
+    std::thread::sleep(Duration::from_millis(600));
+    let after = metric(addr, "zerows_loop_turn_seconds_count");
+    // The second scrape's own turns (accept, request, response) and the
+    // first one's close: a handful, against over 100 ticks.
+    assert!(
+        after - before < 20,
+        "{} turns counted in 600 ms of ticks",
+        after - before
+    );
+    stop(running);
+}
+
+#[test]
 fn a_push_waits_for_an_echo_under_way() {
     use std::io::{Read, Write};
     let running = start(1, None);

@@ -352,8 +352,8 @@ impl<S: Service> Server<S> {
             }
             #[cfg(feature = "uring")]
             if self.uring.is_some() {
-                let turn_start = self.wait_completions(timeout)?;
-                self.end_turn(turn_start, true);
+                let (turn_start, busy) = self.wait_completions(timeout)?;
+                self.end_turn(turn_start, busy);
                 continue;
             }
             if let Err(e) = self.poll.poll(&mut events, timeout) {

@@ -14,8 +14,13 @@ use crate::service::Service;
 
 impl<S: Service> Server<S> {
     /// Submit the turn's operations, wait up to `timeout`, and act on what
-    /// completed. Returns when the turn began.
-    pub(super) fn wait_completions(&mut self, timeout: Option<Duration>) -> io::Result<Instant> {
+    /// completed. Returns when the turn began, and whether anything
+    /// completed (a turn that only timed out is not counted as busy, as
+    /// with epoll).
+    pub(super) fn wait_completions(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> io::Result<(Instant, bool)> {
         let conns = &self.conns;
         let u = self.uring.as_mut().expect("an io_uring loop");
         u.rearm(|k| conns.get(k).map(|e| e.stream.as_raw_fd()));
@@ -24,6 +29,7 @@ impl<S: Service> Server<S> {
         let mut list = std::mem::take(&mut u.handling);
         std::mem::swap(&mut list, &mut u.completions);
         let turn_start = self.begin_turn();
+        let busy = !list.is_empty();
         for &c in &list {
             let Some(u) = self.uring.as_mut() else {
                 break;
@@ -73,7 +79,7 @@ impl<S: Service> Server<S> {
         // stay in `completions`, first in the next turn.
         let u = self.uring.as_mut().expect("an io_uring loop");
         u.handling = list;
-        Ok(turn_start)
+        Ok((turn_start, busy))
     }
 
     fn accepted(&mut self, listener: usize, result: io::Result<std::net::TcpStream>, more: bool) {
