@@ -16,7 +16,8 @@
 # warm-up), STRACE_DURATION (3), PORT (first port tried, 19400), BIN
 # (target/release, for zerows-loadtest), OUT (target/epoll-profile-DATE).
 # Cells: ping-pong 100 × 32 B and 1,000 × 32 B, pipelined (16 in flight)
-# 1,000 × 32 B, ping-pong 100 × 16 KiB.
+# 1,000 × 32 B, ping-pong 100 × 16 KiB; CELLS ("MODE CONNS SIZE;..."), to
+# run others. STRACE=0 skips the system call counts.
 #
 # Invariants: loopback only; every server started here is stopped (SIGTERM,
 # then SIGKILL after 3 s) before the next starts; every generator run is
@@ -35,11 +36,13 @@ GEN=$BIN/zerows-loadtest
 
 die() { echo "io_profile.sh: $*" >&2; exit 2; }
 [ -x "$GEN" ] || die "$GEN not found (cargo build --release -p zerows-loadtest)"
-for b in "$@"; do read -ra w <<<"$b"; [ -x "${w[0]}" ] || die "${w[0]} not found"; done
+for b in "$@"; do read -ra w <<<"$b"; command -v "${w[0]}" >/dev/null || die "${w[0]} not found"; done
 for t in taskset strace python3; do command -v $t >/dev/null || die "$t is needed"; done
 mkdir -p "$OUT"
 
-cells=("pingpong 100 32" "pingpong 1000 32" "pipelined 1000 32" "pingpong 100 16384")
+CELLS=${CELLS:-pingpong 100 32;pingpong 1000 32;pipelined 1000 32;pingpong 100 16384}
+IFS=';' read -ra cells <<<"$CELLS"
+STRACE=${STRACE:-1}
 port=$PORT
 pid=
 stop() {
@@ -82,6 +85,7 @@ for rep in $(seq "$REPS"); do
     done
 done
 for cell in "${cells[@]}"; do
+    [ "$STRACE" = 0 ] && break
     read -r mode conns size <<<"$cell"
     k=0
     for bin in "$@"; do
@@ -91,12 +95,15 @@ for cell in "${cells[@]}"; do
     done
 done
 
-python3 - "$OUT" "$REPS" "$@" <<'PY' | tee "$OUT/table.md"
-import json, sys, statistics
-out, reps, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-cells = [("pingpong", 100, 32), ("pingpong", 1000, 32), ("pipelined", 1000, 32), ("pingpong", 100, 16384)]
+python3 - "$OUT" "$REPS" "$CELLS" "$@" <<'PY' | tee "$OUT/table.md"
+import json, os, sys, statistics
+out, reps, bins = sys.argv[1], int(sys.argv[2]), sys.argv[4:]
+cells = [(m, int(c), int(s)) for m, c, s in (x.split() for x in sys.argv[3].split(";"))]
 def load(tag):
     return json.load(open(f"{out}/{tag}.json"))
+def strace(tag):
+    f = f"{out}/{tag}.json"
+    return load(tag)["server"] if os.path.exists(f) else {}
 print("| cell | server | msg/s | server µs CPU/msg | user | system | system share | syscalls/msg (strace run) | most frequent per msg |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---|")
 for mode, conns, size in cells:
@@ -110,7 +117,7 @@ for mode, conns, size in cells:
         cpu = lambda v: v["server"]["cpu_us_per_message"]
         usr = lambda v: v["server"]["user_us_per_message"]
         sysc = lambda v: v["server"]["system_us_per_message"]
-        st = load(f"b{k}-{mode}-{conns}-{size}-strace")["server"]
+        st = strace(f"b{k}-{mode}-{conns}-{size}-strace")
         top = ", ".join("%s %.3f" % (n, c) for n, c in st.get("syscalls", [])[:3])
         print("| %s %d × %d B | %s | %.1fk | %.2f (%s) | %.2f | %.2f | %.0f %% | %.3f | %s |" % (
             mode, conns, size, " ".join(w.split("/")[-1] for w in b.split()),
